@@ -1,0 +1,1 @@
+//! OpenKruise (`apps.kruise.io`, `policy.kruise.io`) and federation (`federation.kruise.io`) API types.
