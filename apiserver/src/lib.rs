@@ -2,4 +2,5 @@
 //! discovery, OpenAPI and TLS, faithful enough that kubectl and kube-rs cannot tell it apart from
 //! kube-apiserver for what they do with it.
 
+pub mod patch;
 pub mod store;
