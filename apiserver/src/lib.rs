@@ -3,4 +3,5 @@
 //! kube-apiserver for what they do with it.
 
 pub mod patch;
+pub mod selector;
 pub mod store;
