@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod errors;
 pub mod http;
 pub mod kubeconfig;
+pub mod local;
 pub mod metadata;
 pub mod metrics;
 pub mod patch;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -102,6 +102,11 @@ impl RunningServer {
     /// The server's shared state (store, registry, metrics).
     pub fn state(&self) -> Arc<ApiState> {
         self.state.clone()
+    }
+
+    /// An in-process client over this server's objects.
+    pub fn client(&self) -> crate::local::LocalClient {
+        crate::local::LocalClient::new(self.state.clone())
     }
 
     /// A kubeconfig (YAML) that reaches this server as admin.
@@ -317,9 +322,4 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         task,
     })
-}
-
-/// Convenience for callers holding a `Method` (keeps `http` types out of binaries).
-pub fn is_read(method: &Method) -> bool {
-    *method == Method::GET
 }
