@@ -10,6 +10,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod memory;
+
+pub use memory::{MemoryStore, MemoryStoreConfig};
+
 /// A global, monotonically increasing store revision (etcd's `mod_revision`).
 pub type Revision = i64;
 
