@@ -76,6 +76,14 @@ impl FieldSelector {
     }
 }
 
+impl std::str::FromStr for FieldSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Display for FieldSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, t) in self.terms.iter().enumerate() {
@@ -235,5 +243,7 @@ mod tests {
         assert_eq!(sel.required_value("metadata.name"), Some("b"));
         assert_eq!(sel.required_value("metadata.namespace"), None);
         assert!(sel.terms()[0].negated);
+        let parsed: FieldSelector = "a=b".parse().expect("from_str");
+        assert_eq!(parsed.required_value("a"), Some("b"));
     }
 }

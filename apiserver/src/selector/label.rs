@@ -263,6 +263,14 @@ fn expression(expr: &Value) -> Result<Requirement, String> {
     Requirement::new(key, operator, values)
 }
 
+impl std::str::FromStr for LabelSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, r) in self.requirements.iter().enumerate() {

@@ -177,4 +177,6 @@ fn requirement_accessors() {
     assert_eq!(reqs[1].key(), "b");
     assert_eq!(reqs[1].operator(), Operator::In);
     assert_eq!(reqs[1].values(), ["1".to_string(), "2".to_string()]);
+    let parsed: LabelSelector = "b in (2,1),a".parse().expect("from_str");
+    assert_eq!(parsed, sel);
 }
