@@ -34,6 +34,9 @@ fn parse_and_print() {
         ("a in (x,)", "a in (,x)"),
         ("a=in", "a=in"),
         ("a notin (x),a", "a notin (x),a"),
+        ("in=a,notin", "in=a,notin"),
+        ("a in ()", "a in ()"),
+        ("a in (,,b)", "a in (,b)"),
     ];
     for (input, want) in cases {
         let sel = LabelSelector::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -46,42 +49,47 @@ fn parse_and_print() {
 #[test]
 fn parse_errors() {
     let cases: &[(&str, &str)] = &[
-        ("a in x", "found 'x', expected: '('"),
+        ("a in x", "unable to parse requirement: found 'x' expected: '('"),
         ("a in (x", "found '', expected: ',' or ')'"),
-        ("a in ()", "values set can't be empty"),
+        ("a in (x,", "found '', expected: ',', or identifier"),
+        ("a in (=", "found '=', expected: ',', ')' or identifier"),
+        ("a in (x,=)", "found '=', expected: ',', or identifier"),
         ("a=b c", "found 'c', expected: ',' or 'end of string'"),
         ("a=b,", "found '', expected: identifier after ','"),
-        (
-            ",a",
-            "found ',', expected: !, identifier, or 'end of string'",
-        ),
-        (
-            "=a",
-            "found '=', expected: !, identifier, or 'end of string'",
-        ),
+        (",a", "found ',', expected: !, identifier, or 'end of string'"),
+        ("=a", "found '=', expected: !, identifier, or 'end of string'"),
         ("a (b)", "found '(', expected: in, notin, =, ==, !=, gt, lt"),
         ("a=(b)", "found '(', expected: identifier"),
         ("a b", "found 'b', expected: in, notin, =, ==, !=, gt, lt"),
-        ("a>b", "the value must be an integer"),
+        (
+            "a>b",
+            "unable to parse requirement: values[0]: Invalid value: \"b\": for 'Gt', 'Lt' operators, the value must be an integer",
+        ),
         ("!", "found '', expected: identifier"),
-        (
-            "in=a",
-            "found 'in', expected: !, identifier, or 'end of string'",
-        ),
-        (
-            "a/b/c=d",
-            "unable to parse requirement: key: Invalid value: \"a/b/c\"",
-        ),
-        (
-            "a=-b",
-            "unable to parse requirement: values[0]: Invalid value: \"-b\"",
-        ),
-        ("-a", "name part must consist of alphanumeric characters"),
+        ("a/b/c=d", "unable to parse requirement: <nil>: Invalid value: \"a/b/c\""),
+        ("-a in x", "unable to parse requirement: <nil>: Invalid value: \"-a\": name part must consist of"),
+        ("a=-b", "unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be"),
         ("!a=b", "found '=', expected: ',' or 'end of string'"),
     ];
     for (input, want) in cases {
         let err = LabelSelector::parse(input).expect_err(input);
         assert!(err.contains(want), "{input:?}: got {err:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn requirement_errors_aggregate_like_kubernetes() {
+    let cases: Vec<(&str, Operator, Vec<&str>, &str)> = vec![
+        ("a", Operator::In, vec![], "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"),
+        ("a", Operator::Equals, vec!["x", "y"], "values: Invalid value: []string{\"x\", \"y\"}: exact-match compatibility requires one single value"),
+        ("a", Operator::Exists, vec!["x"], "values set must be empty for exists and does not exist"),
+        ("a", Operator::LessThan, vec!["1", "2"], "exactly one value is required"),
+        ("-k", Operator::In, vec![], "[key: Invalid value: \"-k\": "),
+    ];
+    for (key, op, values, want) in cases {
+        let values = values.into_iter().map(str::to_string).collect();
+        let err = Requirement::new(key, op, values).expect_err(key);
+        assert!(err.contains(want), "{key} {op:?}: {err}");
     }
 }
 
