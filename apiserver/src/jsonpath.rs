@@ -90,6 +90,25 @@ impl JsonPath {
     pub fn evaluate<'a>(&self, v: &'a Value) -> Vec<&'a Value> {
         select(&self.segments, v)
     }
+
+    /// The selected values as text the way client-go's `PrintResults` writes them (strings
+    /// bare, objects and lists as JSON, separated by spaces); `None` when nothing matches,
+    /// which a printer column shows as an empty cell.
+    pub fn print(&self, v: &Value) -> Option<String> {
+        let results = self.evaluate(v);
+        if results.is_empty() {
+            return None;
+        }
+        let texts: Vec<String> = results
+            .into_iter()
+            .map(|r| match r {
+                Value::String(s) => s.clone(),
+                Value::Null => "<nil>".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        Some(texts.join(" "))
+    }
 }
 
 fn select<'a>(segments: &[Segment], v: &'a Value) -> Vec<&'a Value> {

@@ -203,3 +203,35 @@ fn evaluating_a_field_path_reads_what_set_path_wrote() {
         assert_eq!(parsed.evaluate(&doc), vec![&json!(i)], "{path}");
     }
 }
+
+#[test]
+fn printing_results_as_text() {
+    let obj = object();
+    let cases: Vec<(&str, Option<&str>)> = vec![
+        (".metadata.name", Some("web")),
+        (".spec.replicas", Some("3")),
+        (".spec.containers[*].name", Some("app side")),
+        (
+            ".spec.containers[0].ports",
+            Some(r#"[{"containerPort":80}]"#),
+        ),
+        (
+            ".status.conditions[?(@.type==\"Ready\")].status",
+            Some("False"),
+        ),
+        (".status.missing", None),
+        (".status.conditions[?(@.type==\"Gone\")].status", None),
+    ];
+    for (expr, want) in cases {
+        let path = JsonPath::parse(expr).expect(expr);
+        assert_eq!(path.print(&obj).as_deref(), want, "{expr}");
+    }
+    let with_null = json!({"a": null});
+    assert_eq!(
+        JsonPath::parse(".a")
+            .expect("parse")
+            .print(&with_null)
+            .as_deref(),
+        Some("<nil>")
+    );
+}
