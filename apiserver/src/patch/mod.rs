@@ -6,6 +6,8 @@
 mod apply;
 mod json;
 mod openapi;
+#[cfg(test)]
+mod property_tests;
 mod schema;
 mod strategic;
 

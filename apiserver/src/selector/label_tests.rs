@@ -188,3 +188,58 @@ fn requirement_accessors() {
     let parsed: LabelSelector = "b in (2,1),a".parse().expect("from_str");
     assert_eq!(parsed, sel);
 }
+
+#[test]
+fn printed_selectors_reparse_to_the_same_matcher() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    const KEYS: [&str; 3] = ["a", "b", "app.kubernetes.io/name"];
+    const VALUES: [&str; 4] = ["x", "y", "", "1"];
+    const OPS: [Operator; 9] = [
+        Operator::Equals,
+        Operator::DoubleEquals,
+        Operator::NotEquals,
+        Operator::In,
+        Operator::NotIn,
+        Operator::Exists,
+        Operator::DoesNotExist,
+        Operator::GreaterThan,
+        Operator::LessThan,
+    ];
+    let mut rng = StdRng::seed_from_u64(5);
+    for _ in 0..300 {
+        let mut requirements = Vec::new();
+        for _ in 0..rng.random_range(0..4) {
+            let key = KEYS[rng.random_range(0..KEYS.len())];
+            let op = OPS[rng.random_range(0..OPS.len())];
+            let values: Vec<String> = match op {
+                Operator::Exists | Operator::DoesNotExist => vec![],
+                Operator::GreaterThan | Operator::LessThan => {
+                    vec![rng.random_range(0..3).to_string()]
+                }
+                Operator::In | Operator::NotIn => (0..rng.random_range(1..3))
+                    .map(|_| VALUES[rng.random_range(0..VALUES.len())].to_string())
+                    .collect(),
+                _ => vec![VALUES[rng.random_range(0..VALUES.len())].to_string()],
+            };
+            requirements.push(Requirement::new(key, op, values).expect("valid requirement"));
+        }
+        let text = requirements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let parsed = LabelSelector::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        for _ in 0..10 {
+            let mut set = BTreeMap::new();
+            for key in KEYS {
+                if rng.random_bool(0.6) {
+                    let v = VALUES[rng.random_range(0..VALUES.len())];
+                    set.insert(key.to_string(), v.to_string());
+                }
+            }
+            let direct = requirements.iter().all(|r| r.matches(&set));
+            assert_eq!(parsed.matches(&set), direct, "{text:?} on {set:?}");
+        }
+    }
+}
