@@ -7,6 +7,7 @@ pub mod crds;
 pub mod defaults;
 pub mod errors;
 pub mod http;
+pub mod jsonpath;
 pub mod kubeconfig;
 pub mod local;
 pub mod metadata;
