@@ -71,6 +71,8 @@ pub struct RunArgs {
     /// Seconds between node heartbeats.
     #[arg(long, env = "KRUISE_LOCAL_HEARTBEAT_SECONDS", default_value_t = 10)]
     pub heartbeat_seconds: u64,
+    #[command(flatten)]
+    pub latency: kruise_local::sim::LatencyArgs,
 }
 
 /// Reads every CRD document from `*.yaml`/`*.yml`/`*.json` files in a directory.
@@ -147,6 +149,7 @@ impl RunArgs {
             crds_dir,
             extra_hosts,
             heartbeat_seconds,
+            latency,
         } = self;
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
@@ -177,6 +180,8 @@ impl RunArgs {
             server.url(),
             kubeconfig.display()
         );
+        let simulation =
+            kruise_local::sim::start(&kubeconfig, &state_dir, (&latency).into()).await?;
         let heartbeat = tokio::spawn(nodes::heartbeat(
             client,
             node_names,
@@ -185,6 +190,7 @@ impl RunArgs {
         shutdown_signal().await;
         info!("shutting down");
         heartbeat.abort();
+        simulation.stop();
         server.shutdown().await;
         Ok(())
     }
