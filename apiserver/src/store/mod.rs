@@ -12,7 +12,7 @@ use futures::Stream;
 
 pub mod memory;
 
-pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use memory::{MemoryStore, MemoryStoreConfig, PersistError};
 
 /// A global, monotonically increasing store revision (etcd's `mod_revision`).
 pub type Revision = i64;
