@@ -371,7 +371,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let Some(etcd) = etcd_support::start_or_skip("etcd conformance", "/conformance").await else {
+                    let Some(etcd) = etcd_support::start_or_skip("etcd conformance", "").await else {
                         return;
                     };
                     let client = etcd.store.client().clone();
@@ -398,3 +398,54 @@ conformance!(
     case_paging_returns_every_key_once,
     case_list_revision,
 );
+
+/// A key prefix isolates a store's keys and is invisible to its callers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_key_prefix_is_stripped_and_isolates() {
+    let Some(etcd) = etcd_support::start_or_skip("etcd conformance", "/tenant-a").await else {
+        return;
+    };
+    let other =
+        kruise_apiserver::store::EtcdStore::from_client(etcd.store.client().clone(), "/tenant-b");
+    let a = &etcd.store;
+    let start = a.current_revision().await.unwrap();
+    let mut everything = a.watch("", start).await.unwrap();
+    other.create("/registry/x", b("b")).await.unwrap();
+    let created = a.create("/registry/x", b("a")).await.unwrap();
+    assert_eq!(created.key, "/registry/x");
+    let listed = a.list("", None, None).await.unwrap();
+    assert_eq!(listed.items, vec![created.clone()]);
+    assert_eq!(next_event(&mut everything).await.unwrap().kv, created);
+    let raw = etcd
+        .store
+        .client()
+        .clone()
+        .get("/tenant-a/registry/x", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.kvs().first().map(|kv| kv.value().to_vec()),
+        Some(b"a".to_vec())
+    );
+}
+
+/// Without a key prefix, the empty list/watch prefix covers the whole keyspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_prefix_lists_and_watches_all_keys() {
+    let (memory, _) = memory();
+    check_empty_prefix(memory).await;
+    if let Some(etcd) = etcd_support::start_or_skip("etcd conformance", "").await {
+        check_empty_prefix(Arc::new(etcd.store.clone())).await;
+    }
+}
+
+async fn check_empty_prefix<S: Store>(s: Arc<S>) {
+    let start = s.current_revision().await.unwrap();
+    let mut w = s.watch("", start).await.unwrap();
+    let a = s.create("/a", b("1")).await.unwrap();
+    let z = s.create("/registry/z", b("2")).await.unwrap();
+    let list = s.list("", None, None).await.unwrap();
+    assert_eq!(list.items, vec![a.clone(), z.clone()]);
+    assert_eq!(next_event(&mut w).await.unwrap().kv, a);
+    assert_eq!(next_event(&mut w).await.unwrap().kv, z);
+}

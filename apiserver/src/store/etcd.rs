@@ -71,6 +71,15 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// etcd rejects an empty key; `"\0"` is the lowest key (the start of "all keys").
+fn non_empty(key: Vec<u8>) -> Vec<u8> {
+    if key.is_empty() {
+        vec![0]
+    } else {
+        key
+    }
+}
+
 impl EtcdStore {
     /// Connects to `endpoints` and checks that etcd answers (`Client::connect` alone is lazy).
     /// Keys are stored as `prefix + key`.
@@ -215,7 +224,7 @@ impl Store for EtcdStore {
                 start.push(0);
                 start
             }
-            _ => full_prefix.clone(),
+            _ => non_empty(full_prefix.clone()),
         };
         let mut options = GetOptions::new().with_range(prefix_end(&full_prefix));
         if let Some(limit) = limit {
@@ -357,7 +366,7 @@ impl Store for EtcdStore {
             .with_prev_key();
         let mut client = self.client.watch_client();
         let stream = self
-            .bounded(client.watch(full_prefix, Some(options)))
+            .bounded(client.watch(non_empty(full_prefix), Some(options)))
             .await?;
         let state = WatchState {
             store: self.clone(),
@@ -378,8 +387,9 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision, StoreError> {
         let mut kv = self.client.kv_client();
         let options = GetOptions::new().with_count_only();
+        // Any key will do: only the header revision is used (and etcd rejects an empty key).
         let response = self
-            .bounded(kv.get(self.full_key(""), Some(options)))
+            .bounded(kv.get(self.full_key("/"), Some(options)))
             .await?;
         response
             .header()

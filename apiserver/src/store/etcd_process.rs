@@ -144,6 +144,11 @@ impl EtcdProcess {
         })
     }
 
+    /// The etcd server's process id (e.g. to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The client URL, e.g. `http://127.0.0.1:23791`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint

@@ -316,6 +316,15 @@ impl MemoryStore {
     }
 
     async fn write(&self, key: &str, write: Write) -> Result<KeyValue, StoreError> {
+        // Callers often hand over a grown serialisation buffer with up to 2x slack; values live
+        // long here, so keep an exact-size copy (made before taking the lock).
+        let write = match write {
+            Write::Create(value) => Write::Create(Bytes::copy_from_slice(&value)),
+            Write::Update(value, expected) => {
+                Write::Update(Bytes::copy_from_slice(&value), expected)
+            }
+            delete @ Write::Delete(_) => delete,
+        };
         let result = {
             let mut state = self.shared.lock()?;
             if let Some(failed) = state.queue.as_ref().and_then(|q| q.failed.as_ref()) {
