@@ -157,8 +157,10 @@ impl RunArgs {
             Some(dir) => load_crds(dir)?,
             None => Vec::new(),
         };
-        let mut config =
-            ServerConfig::new(listen, Arc::new(MemoryStore::new()), state_dir.join("pki"));
+        // The cluster survives restarts: objects live in a write log under the state directory.
+        let store = MemoryStore::open(state_dir.join("store"))
+            .with_context(|| format!("opening the store under {}", state_dir.display()))?;
+        let mut config = ServerConfig::new(listen, Arc::new(store), state_dir.join("pki"));
         config.cluster_name = name.clone();
         config.extra_hosts = extra_hosts;
         config.tokens = TokenAuth::disabled();
