@@ -3,17 +3,25 @@
 //! HTTPS with the admin kubeconfig, like real components.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args as ClapArgs;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
 use kube::Client;
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::cri::CriService;
 use crate::latency::LatencyModel;
 use crate::runtime::Runtimes;
 use crate::{kubelet, scheduler};
+
+/// Node annotation that makes a simulated node NotReady (`"true"`), as a lost kubelet would.
+pub const NOT_READY_ANNOTATION: &str = "kruise-local.kruise.io/not-ready";
 
 /// Latency model flags of `kruise-local run`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -118,6 +126,10 @@ pub async fn start(
             }
         }));
     }
+    tasks.push(tokio::spawn(node_lifecycle(
+        client.clone(),
+        runtimes.clone(),
+    )));
     tasks.push(tokio::spawn(scheduler::run(client.clone(), model.clone())));
     tasks.push(tokio::spawn(kubelet::run(
         client,
@@ -130,4 +142,62 @@ pub async fn start(
         "scheduler, kubelet and CRI simulators started"
     );
     Ok(Simulation { runtimes, tasks })
+}
+
+/// Follows the not-ready annotation of every node: flips the node's `Ready` condition and the
+/// readiness of the pods on it, as a node losing its kubelet does.
+async fn node_lifecycle(client: Client, runtimes: Runtimes) {
+    let api: Api<Node> = Api::all(client);
+    let mut events = Box::pin(watcher::watcher(api.clone(), watcher::Config::default()));
+    while let Some(ev) = events.next().await {
+        let node = match ev {
+            Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => n,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(%err, "node watch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let Some(rt) = runtimes.get(&name) else {
+            continue;
+        };
+        let want_ready = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(NOT_READY_ANNOTATION))
+            .is_none_or(|v| v != "true");
+        rt.set_ready(want_ready);
+        let is_ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        if is_ready == want_ready {
+            continue;
+        }
+        let now = Timestamp::now().to_string();
+        let (status, reason, message) = if want_ready {
+            ("True", "KubeletReady", "kubelet is posting ready status")
+        } else {
+            (
+                "Unknown",
+                "NodeStatusUnknown",
+                "Kubelet stopped posting node status.",
+            )
+        };
+        let patch = json!({"status": {"conditions": [{
+            "type": "Ready", "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        }]}});
+        if let Err(err) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+        {
+            tracing::warn!(%err, node = %name, "updating node readiness failed");
+        }
+    }
 }

@@ -71,6 +71,13 @@ K uncordon "$target" >/dev/null
 wait_for 20 "K get pod pinned --no-headers | grep -q Running" || fail "pod not scheduled after uncordon"
 pass "cordon holds pods back, uncordon releases them"
 
+K annotate node "$target" kruise-local.kruise.io/not-ready=true >/dev/null
+wait_for 10 "K get node $target --no-headers | grep -q ' NotReady '" || { K get nodes; fail "node did not become NotReady"; }
+wait_for 10 "K get pod pinned --no-headers | grep -qE '^pinned +0/1 '" || { K get pod pinned; fail "pod on a NotReady node still ready"; }
+K annotate node "$target" kruise-local.kruise.io/not-ready- >/dev/null
+wait_for 10 "K get pod pinned --no-headers | grep -qE '^pinned +1/1 +Running'" || { K get pod pinned; fail "pod not ready again"; }
+pass "a NotReady node makes its pods not ready, and recovers"
+
 K delete pod web --wait=true --timeout=30s >/dev/null || fail "graceful delete"
 K get pod web >/dev/null 2>&1 && fail "web still there"
 pass "graceful deletion finishes"
