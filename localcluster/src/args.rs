@@ -186,6 +186,7 @@ impl RunArgs {
         info!("shutting down");
         heartbeat.abort();
         server.shutdown().await;
+        info!("stopped");
         Ok(())
     }
 }
