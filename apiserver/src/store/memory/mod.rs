@@ -12,17 +12,24 @@
 //! turns that into a 410 `ERROR` event and the client relists. Memory per watcher is therefore
 //! bounded by the buffer size.
 
+mod persist;
+mod wal;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, OpenOptions};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use self::persist::PersistError;
+use self::persist::{io_err, LOG_FILE, SNAPSHOT_FILE};
+use self::wal::{LogFile, LogQueue, Wal};
 use self::watch::{MemoryWatch, Offer, Watcher};
 use super::{
     EventKind, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent, WatchStream,
@@ -35,6 +42,8 @@ pub struct MemoryStoreConfig {
     pub history_size: usize,
     /// Events buffered per watcher before the watcher is dropped with `Compacted`.
     pub watch_buffer: usize,
+    /// Log records after which a persistent store writes a snapshot and truncates its log.
+    pub snapshot_every: u64,
 }
 
 impl Default for MemoryStoreConfig {
@@ -42,6 +51,7 @@ impl Default for MemoryStoreConfig {
         Self {
             history_size: 10_000,
             watch_buffer: 4_096,
+            snapshot_every: 10_000,
         }
     }
 }
@@ -56,6 +66,8 @@ pub(crate) struct Shared {
     config: MemoryStoreConfig,
     state: Mutex<State>,
     next_watcher: AtomicU64,
+    /// The write log of a persistent store.
+    wal: Option<Wal>,
 }
 
 /// Everything guarded by the store lock.
@@ -66,6 +78,8 @@ pub(crate) struct State {
     /// The lowest start revision a watch can resume from (events after it are all in `history`).
     floor: Revision,
     watchers: HashMap<u64, Watcher>,
+    /// Writes waiting for the log (persistent stores only).
+    queue: Option<LogQueue>,
 }
 
 /// A requested write.
@@ -83,6 +97,7 @@ impl State {
             history: VecDeque::new(),
             floor: 0,
             watchers: HashMap::new(),
+            queue: None,
         }
     }
 
@@ -229,19 +244,68 @@ impl MemoryStore {
 
     /// A purely in-memory store.
     pub fn with_config(config: MemoryStoreConfig) -> Self {
-        Self::from_state(config, State::empty())
+        Self::from_parts(config, State::empty(), None)
     }
 
-    fn from_state(config: MemoryStoreConfig, state: State) -> Self {
+    /// Opens (or creates) a persistent store in `dir`: recovers the snapshot and the write log,
+    /// then logs every write (fsynced before the write returns). Revisions continue from the
+    /// recovered revision, and watches can resume from any revision the replayed log covers.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, PersistError> {
+        Self::open_with_config(dir, MemoryStoreConfig::default())
+    }
+
+    /// [`MemoryStore::open`] with explicit tunables.
+    pub fn open_with_config(
+        dir: impl AsRef<Path>,
+        config: MemoryStoreConfig,
+    ) -> Result<Self, PersistError> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut state = State::empty();
+        let snapshot_revision = persist::load_snapshot(&dir.join(SNAPSHOT_FILE), &mut state)?;
+        let log_path = dir.join(LOG_FILE);
+        let history_size = config.history_size.max(1);
+        let records = persist::replay_log(&log_path, &mut state, snapshot_revision, history_size)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
+        persist::sync_dir(dir)?;
+        tracing::info!(
+            dir = %dir.display(),
+            revision = state.revision,
+            snapshot_revision,
+            log_records = records,
+            keys = state.data.len(),
+            "recovered memory store"
+        );
+        let wal = Wal {
+            dir: dir.to_owned(),
+            log: Mutex::new(LogFile {
+                file,
+                path: log_path,
+                records,
+            }),
+            durable: AtomicI64::new(state.revision),
+            snapshot_every: config.snapshot_every.max(1),
+        };
+        state.queue = Some(LogQueue::default());
+        Ok(Self::from_parts(config, state, Some(wal)))
+    }
+
+    fn from_parts(config: MemoryStoreConfig, state: State, wal: Option<Wal>) -> Self {
         let config = MemoryStoreConfig {
             history_size: config.history_size.max(1),
             watch_buffer: config.watch_buffer.max(1),
+            snapshot_every: config.snapshot_every.max(1),
         };
         Self {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(state),
                 next_watcher: AtomicU64::new(0),
+                wal,
             }),
         }
     }
@@ -251,11 +315,44 @@ impl MemoryStore {
         self.shared.lock().map(|s| s.watchers.len()).unwrap_or(0)
     }
 
-    fn write(&self, key: &str, write: Write) -> Result<KeyValue, StoreError> {
-        let mut state = self.shared.lock()?;
-        let event = state.apply(key, write)?;
-        let result = event.kv.clone();
-        state.publish(event, self.shared.config.history_size);
+    async fn write(&self, key: &str, write: Write) -> Result<KeyValue, StoreError> {
+        // Callers often hand over a grown serialisation buffer with up to 2x slack; values live
+        // long here, so keep an exact-size copy (made before taking the lock).
+        let write = match write {
+            Write::Create(value) => Write::Create(Bytes::copy_from_slice(&value)),
+            Write::Update(value, expected) => {
+                Write::Update(Bytes::copy_from_slice(&value), expected)
+            }
+            delete @ Write::Delete(_) => delete,
+        };
+        let result = {
+            let mut state = self.shared.lock()?;
+            if let Some(failed) = state.queue.as_ref().and_then(|q| q.failed.as_ref()) {
+                return Err(StoreError::Internal {
+                    message: failed.clone(),
+                });
+            }
+            let event = state.apply(key, write)?;
+            let result = event.kv.clone();
+            match state.queue.as_mut() {
+                Some(queue) => {
+                    persist::encode_event(&mut queue.bytes, &event);
+                    queue.events.push(event);
+                }
+                None => state.publish(event, self.shared.config.history_size),
+            }
+            result
+        };
+        if self.shared.wal.is_some() {
+            // Runs to completion even if this future is dropped, so the queue always drains.
+            let shared = self.shared.clone();
+            let revision = result.mod_revision;
+            tokio::task::spawn_blocking(move || shared.flush(revision))
+                .await
+                .map_err(|e| StoreError::Internal {
+                    message: format!("store log flush task: {e}"),
+                })??;
+        }
         Ok(result)
     }
 }
@@ -298,7 +395,7 @@ impl Store for MemoryStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
-        self.write(key, Write::Create(value))
+        self.write(key, Write::Create(value)).await
     }
 
     async fn update(
@@ -307,11 +404,11 @@ impl Store for MemoryStore {
         value: Bytes,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
-        self.write(key, Write::Update(value, expected))
+        self.write(key, Write::Update(value, expected)).await
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
-        self.write(key, Write::Delete(expected))
+        self.write(key, Write::Delete(expected)).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {

@@ -95,6 +95,7 @@ async fn watch_before_history_start_is_compacted() {
     let s = MemoryStore::with_config(MemoryStoreConfig {
         history_size: 3,
         watch_buffer: 16,
+        ..Default::default()
     });
     for i in 0..6 {
         s.create(&format!("/r/{i}"), b("v")).await.unwrap();
@@ -116,6 +117,7 @@ async fn overflowing_watcher_ends_with_compacted_and_does_not_block_writers() {
     let s = MemoryStore::with_config(MemoryStoreConfig {
         history_size: 100,
         watch_buffer: 2,
+        ..Default::default()
     });
     let mut w = s.watch("/r/", 0).await.unwrap();
     for i in 0..5 {
