@@ -55,7 +55,7 @@ pub struct RunArgs {
     /// Where to write the admin kubeconfig (default: STATE_DIR/kubeconfig).
     #[arg(long, env = "KRUISE_LOCAL_KUBECONFIG_OUT")]
     pub kubeconfig_out: Option<PathBuf>,
-    /// Directory for the cluster's state (PKI under `pki/`).
+    /// Directory for the cluster's state (objects under `store/`, PKI under `pki/`); reused on restart.
     #[arg(
         long,
         env = "KRUISE_LOCAL_STATE_DIR",
@@ -154,8 +154,10 @@ impl RunArgs {
             Some(dir) => load_crds(dir)?,
             None => Vec::new(),
         };
-        let mut config =
-            ServerConfig::new(listen, Arc::new(MemoryStore::new()), state_dir.join("pki"));
+        let store_dir = state_dir.join("store");
+        let store = MemoryStore::open(&store_dir)
+            .with_context(|| format!("opening the store in {}", store_dir.display()))?;
+        let mut config = ServerConfig::new(listen, Arc::new(store), state_dir.join("pki"));
         config.cluster_name = name.clone();
         config.extra_hosts = extra_hosts;
         config.tokens = TokenAuth::disabled();
