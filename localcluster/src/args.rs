@@ -55,7 +55,7 @@ pub struct RunArgs {
     /// Where to write the admin kubeconfig (default: STATE_DIR/kubeconfig).
     #[arg(long, env = "KRUISE_LOCAL_KUBECONFIG_OUT")]
     pub kubeconfig_out: Option<PathBuf>,
-    /// Directory for the cluster's state (PKI under `pki/`).
+    /// Directory for the cluster's state (objects under `store/`, PKI under `pki/`); reused on restart.
     #[arg(
         long,
         env = "KRUISE_LOCAL_STATE_DIR",
@@ -157,9 +157,9 @@ impl RunArgs {
             Some(dir) => load_crds(dir)?,
             None => Vec::new(),
         };
-        // The cluster survives restarts: objects live in a write log under the state directory.
-        let store = MemoryStore::open(state_dir.join("store"))
-            .with_context(|| format!("opening the store under {}", state_dir.display()))?;
+        let store_dir = state_dir.join("store");
+        let store = MemoryStore::open(&store_dir)
+            .with_context(|| format!("opening the store in {}", store_dir.display()))?;
         let mut config = ServerConfig::new(listen, Arc::new(store), state_dir.join("pki"));
         config.cluster_name = name.clone();
         config.extra_hosts = extra_hosts;
@@ -194,6 +194,7 @@ impl RunArgs {
         heartbeat.abort();
         simulation.stop();
         server.shutdown().await;
+        info!("stopped");
         Ok(())
     }
 }
