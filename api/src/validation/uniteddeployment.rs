@@ -140,7 +140,7 @@ fn validate_spec(spec: &UnitedDeploymentSpec, path: &Path) -> Vec<FieldError> {
                     "waves by Cluster need subsets with clusters or clusterSelector",
                 ));
             }
-            if let Some(order) = &waves.order {
+            if let Some(order) = waves.order.as_ref().filter(|_| units.contains(&unit)) {
                 errs.extend(validate_unique(
                     order.iter().map(String::as_str),
                     &wp.child("order"),

@@ -98,7 +98,11 @@ where
 /// Sets a JSON pointer path, creating objects on the way.
 pub fn set(value: &mut Value, pointer: &str, new: Value) {
     let mut cur = value;
-    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    let parts: Vec<String> = pointer
+        .trim_start_matches('/')
+        .split('/')
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect();
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         cur = match cur {
@@ -112,10 +116,10 @@ pub fn set(value: &mut Value, pointer: &str, new: Value) {
                 }
                 let map = other.as_object_mut().expect("object");
                 if last {
-                    map.insert((*part).to_string(), new);
+                    map.insert(part.clone(), new);
                     return;
                 }
-                map.entry((*part).to_string())
+                map.entry(part.clone())
                     .or_insert_with(|| Value::Object(Default::default()))
             }
         };
