@@ -52,7 +52,7 @@ pub enum CrdError {
 
 /// The Advanced StatefulSet CRD: v1alpha1 (served) and v1beta1 (served, storage), no conversion webhook.
 pub fn statefulset_crd() -> Result<CustomResourceDefinition, CrdError> {
-    let crd = merge_crds(
+    let mut crd = merge_crds(
         vec![apps::StatefulSet::crd(), v1beta1::StatefulSet::crd()],
         "v1beta1",
     )
@@ -60,6 +60,8 @@ pub fn statefulset_crd() -> Result<CustomResourceDefinition, CrdError> {
         kind: "StatefulSet",
         source,
     })?;
+    // Upstream lists versions oldest first; the order has no effect on version priority.
+    crd.spec.versions.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(normalize(crd))
 }
 
