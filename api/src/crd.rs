@@ -175,6 +175,7 @@ fn normalize(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
             continue;
         };
         normalize_node(&mut value);
+        add_type_meta(&mut value);
         validation.open_api_v3_schema = Some(serde_json::from_value(value).unwrap_or(schema));
     }
     crd
@@ -202,5 +203,33 @@ fn normalize_node(node: &mut Value) {
         if let Some(child) = obj.get_mut(key) {
             normalize_node(child);
         }
+    }
+}
+
+/// Declares `apiVersion`, `kind` and `metadata` at the root, as controller-gen does, so that
+/// `kubectl explain` lists them.
+fn add_type_meta(root: &mut Value) {
+    let Some(props) = root.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let fields = [
+        (
+            "apiVersion",
+            json!({
+                "description": "APIVersion defines the versioned schema of this representation of an object.",
+                "type": "string",
+            }),
+        ),
+        (
+            "kind",
+            json!({
+                "description": "Kind is a string value representing the REST resource this object represents.",
+                "type": "string",
+            }),
+        ),
+        ("metadata", json!({ "type": "object" })),
+    ];
+    for (name, schema) in fields {
+        props.entry(name).or_insert(schema);
     }
 }
