@@ -27,6 +27,9 @@ pub struct Args {
 pub enum Command {
     /// Run a local cluster until interrupted (Ctrl-C or SIGTERM).
     Run(RunArgs),
+    /// Start member clusters in three regions with agents, roll out a workload, show progress
+    /// and placement, and keep running for kubectl.
+    Demo(kruise_local::demo::DemoArgs),
 }
 
 /// Flags of `kruise-local run`.
@@ -131,6 +134,7 @@ impl Args {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Run(run) => run.run().await,
+            Command::Demo(demo) => demo.run().await,
         }
     }
 }
@@ -217,8 +221,12 @@ mod tests {
             "--zones",
             "a,b,c",
         ]);
-        let Command::Run(run) = args.command;
+        let Command::Run(run) = args.command else {
+            panic!("parsed as another command")
+        };
         assert_eq!(run.zones, vec!["a", "b", "c"]);
         assert_eq!(run.nodes, 5);
+        let demo = Args::parse_from(["kruise-local", "demo", "--nodes", "2"]);
+        assert!(matches!(demo.command, Command::Demo(d) if d.nodes == 2));
     }
 }
