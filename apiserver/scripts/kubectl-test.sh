@@ -89,7 +89,7 @@ expect "get -o yaml" 'mode: fast' K -n kt get cm settings -o yaml
 expect "get -o json" '"mode": "fast"' K -n kt get cm settings -o json
 expect "configmap table" '^NAME +DATA +AGE' K -n kt get cm
 expect "deployment table" '^web +0/2 +0 +0 ' K -n kt get deploy
-expect "pod table" '^solo +0/2 +Pending +0 ' K -n kt get pods
+expect "pod table" '^solo +[0-2]/2 +(Pending|ContainerCreating|Running) +0 ' K -n kt get pods
 expect "pod wide table" 'IP +NODE +NOMINATED NODE +READINESS GATES' K -n kt get pods -o wide
 expect "label" 'labeled' K -n kt label cm settings extra=yes
 expect "label selector" '^configmap/settings$' K -n kt get cm -l 'extra in (yes,maybe)' -o name
