@@ -1,0 +1,5 @@
+//! `apps.kruise.io` kinds.
+
+pub mod common;
+pub mod v1alpha1;
+pub mod v1beta1;

@@ -1,0 +1,3 @@
+//! `policy.kruise.io` kinds.
+
+pub mod v1alpha1;
