@@ -20,6 +20,8 @@ string_enum_schema!(concurrency_policy_schema, ["Allow", "Forbid", "Replace"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "AdvancedCronJob",
     namespaced,
     shortname = "acj",

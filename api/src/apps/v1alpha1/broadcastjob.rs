@@ -28,6 +28,8 @@ string_enum_schema!(failure_type_schema, ["Continue", "FailFast", "Pause"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "BroadcastJob",
     namespaced,
     shortname = "bcj",

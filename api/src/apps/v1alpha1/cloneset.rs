@@ -31,6 +31,8 @@ string_enum_schema!(
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "CloneSet",
     namespaced,
     shortname = "clone",

@@ -22,6 +22,8 @@ string_enum_schema!(failure_policy_schema, ["Fail", "Ignore"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "ContainerRecreateRequest",
     namespaced,
     shortname = "crr",

@@ -12,6 +12,8 @@ use super::imagepulljob::ImagePullJobTemplate;
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "ImageListPullJob",
     namespaced,
     status = "ImageListPullJobStatus",

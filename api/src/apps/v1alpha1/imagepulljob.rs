@@ -17,6 +17,8 @@ string_enum_schema!(image_pull_policy_schema, ["Always", "IfNotPresent"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "ImagePullJob",
     namespaced,
     status = "ImagePullJobStatus",

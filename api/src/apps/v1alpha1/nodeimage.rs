@@ -14,6 +14,8 @@ use super::imagepulljob::SandboxConfig;
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "NodeImage",
     status = "NodeImageStatus",
     printcolumn(

@@ -38,6 +38,8 @@ string_enum_schema!(revision_policy_schema, ["Always", "Partial"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "SidecarSet",
     status = "SidecarSetStatus",
     printcolumn(

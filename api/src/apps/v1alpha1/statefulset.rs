@@ -16,6 +16,8 @@ use crate::apps::v1beta1::statefulset as beta;
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "StatefulSet",
     namespaced,
     shortname = "sts",

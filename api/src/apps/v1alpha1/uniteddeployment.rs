@@ -37,6 +37,8 @@ string_enum_schema!(wave_unit_schema, ["Subset", "Cluster"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "UnitedDeployment",
     namespaced,
     shortname = "ud",

@@ -27,6 +27,8 @@ string_enum_schema!(schedule_type_schema, ["Adaptive", "Fixed"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "WorkloadSpread",
     namespaced,
     shortname = "ws",

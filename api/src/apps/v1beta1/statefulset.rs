@@ -43,6 +43,8 @@ string_enum_schema!(vct_update_schema, ["OnPodRollingUpdate", "OnDelete"]);
 #[kube(
     group = "apps.kruise.io",
     version = "v1beta1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "StatefulSet",
     namespaced,
     shortname = "sts",

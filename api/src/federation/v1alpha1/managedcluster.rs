@@ -25,6 +25,8 @@ pub const CONDITION_JOINED: &str = "Joined";
 #[kube(
     group = "federation.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "ManagedCluster",
     shortname = "mcl",
     status = "ManagedClusterStatus",

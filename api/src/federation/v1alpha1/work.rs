@@ -22,6 +22,8 @@ string_enum_schema!(propagation_schema, ["Foreground", "Background", "Orphan"]);
 #[kube(
     group = "federation.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "Work",
     namespaced,
     status = "WorkStatus",

@@ -19,6 +19,8 @@ pub const PROTECT_OPERATIONS: [&str; 4] = ["DELETE", "UPDATE", "EVICT", "RESIZE"
 #[kube(
     group = "policy.kruise.io",
     version = "v1alpha1",
+    derive = "PartialEq",
+    derive = "Default",
     kind = "PodUnavailableBudget",
     namespaced,
     shortname = "pub",
