@@ -115,7 +115,8 @@ mod tests {
     #[test]
     fn creates_deletes_and_updates_clear_when_seen() {
         let e = Expectations::new(Duration::from_secs(60));
-        let mut cache: BTreeMap<String, u64> = BTreeMap::from([("old".to_string(), 5)]);
+        let mut cache: BTreeMap<String, u64> =
+            BTreeMap::from([("old".to_string(), 5), ("upd".to_string(), 5)]);
         assert!(e.satisfied("ns/a", &cache));
         e.expect_create("ns/a", "new");
         e.expect_delete("ns/a", "old");

@@ -177,7 +177,10 @@ pub fn has_readiness_gate(pod: &Pod) -> bool {
 /// Adds the `InPlaceUpdateReady` readiness gate to a pod spec if missing; true when added.
 pub fn inject_readiness_gate(spec: &mut k8s_openapi::api::core::v1::PodSpec) -> bool {
     let gates = spec.readiness_gates.get_or_insert_with(Vec::new);
-    if gates.iter().any(|g| g.condition_type == IN_PLACE_UPDATE_READY) {
+    if gates
+        .iter()
+        .any(|g| g.condition_type == IN_PLACE_UPDATE_READY)
+    {
         return false;
     }
     gates.push(PodReadinessGate {
@@ -281,7 +284,10 @@ pub fn begin_update(
     for (k, v) in revision_labels {
         labels.insert(k.clone(), v.clone());
     }
-    let annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+    let annotations = pod
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     annotations.remove(STATE_ANNOTATION_OLD);
     annotations.remove(GRACE_ANNOTATION_OLD);
     if spec.grace_seconds > 0 && !spec.container_images.is_empty() {
@@ -296,10 +302,13 @@ pub fn begin_update(
         });
         patch_images(pod, &spec.container_images);
     }
-    pod.metadata.annotations.get_or_insert_with(Default::default).insert(
-        STATE_ANNOTATION.to_string(),
-        serde_json::to_string(&state).unwrap_or_default(),
-    );
+    pod.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            STATE_ANNOTATION.to_string(),
+            serde_json::to_string(&state).unwrap_or_default(),
+        );
 }
 
 /// How long until the pending grace period of a pod ends; `None` when there is none.
@@ -359,7 +368,12 @@ pub fn is_completed(pod: &Pod) -> bool {
         .map(|s| {
             s.containers
                 .iter()
-                .map(|c| (c.name.as_str(), with_default_tag(c.image.as_deref().unwrap_or(""))))
+                .map(|c| {
+                    (
+                        c.name.as_str(),
+                        with_default_tag(c.image.as_deref().unwrap_or("")),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -151,15 +151,25 @@ mod tests {
         add_hook(&mut q, Some(&h));
         assert!(is_all_hooked(Some(&h), &q));
         assert!(!is_hooked(None, &q));
-        assert!(!is_hooked(Some(&h), &with_label(pod("b", "r", true), "hold", "no")));
+        assert!(!is_hooked(
+            Some(&h),
+            &with_label(pod("b", "r", true), "hold", "no")
+        ));
     }
 
     #[test]
     fn state_round_trips_through_the_label() {
         let mut p = pod("a", "r", true);
         assert_eq!(state(&p), LifecycleState::None);
-        set_state(&mut p, LifecycleState::PreparingDelete, Timestamp::UNIX_EPOCH);
+        set_state(
+            &mut p,
+            LifecycleState::PreparingDelete,
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(state(&p), LifecycleState::PreparingDelete);
-        assert_eq!(state(&with_label(p, STATE_LABEL, "Weird")), LifecycleState::Other);
+        assert_eq!(
+            state(&with_label(p, STATE_LABEL, "Weird")),
+            LifecycleState::Other
+        );
     }
 }

@@ -103,16 +103,32 @@ impl Metrics {
             admissions: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("kruise_agent");
-        r.register("reconcile", "Reconciles by controller and outcome", m.reconciles.clone());
+        r.register(
+            "reconcile",
+            "Reconciles by controller and outcome",
+            m.reconciles.clone(),
+        );
         r.register(
             "reconcile_duration_seconds",
             "Reconcile duration",
             m.reconcile_duration.clone(),
         );
-        r.register("queue_depth", "Reconciles in flight per controller", m.queue_depth.clone());
+        r.register(
+            "queue_depth",
+            "Reconciles in flight per controller",
+            m.queue_depth.clone(),
+        );
         r.register("api_writes", "Writes to the API server", m.writes.clone());
-        r.register("leader", "1 while this agent is the leader", m.leader.clone());
-        r.register("admission_reviews", "Admission reviews served", m.admissions.clone());
+        r.register(
+            "leader",
+            "1 while this agent is the leader",
+            m.leader.clone(),
+        );
+        r.register(
+            "admission_reviews",
+            "Admission reviews served",
+            m.admissions.clone(),
+        );
         m
     }
 
@@ -166,7 +182,8 @@ mod tests {
         assert!(text.contains(
             "kruise_agent_reconcile_total{controller=\"CloneSet\",outcome=\"Success\"} 1"
         ));
-        assert!(text.contains("kruise_agent_reconcile_duration_seconds_count{controller=\"CloneSet\"} 1"));
+        assert!(text
+            .contains("kruise_agent_reconcile_duration_seconds_count{controller=\"CloneSet\"} 1"));
         assert!(text.contains("kind=\"CreatePod\""));
     }
 }

@@ -122,9 +122,9 @@ pub fn sort_by_priority(pods_in: &mut [&Pod], strategy: &UpdatePriorityStrategy)
 pub fn scatter<'a>(pods_in: Vec<&'a Pod>, terms: &[UpdateScatterTerm]) -> Vec<&'a Pod> {
     let mut current = pods_in;
     for term in terms {
-        let (hit, rest): (Vec<&Pod>, Vec<&Pod>) = current.iter().partition(|p| {
-            pods::label(p, &term.key) == Some(term.value.as_str())
-        });
+        let (hit, rest): (Vec<&Pod>, Vec<&Pod>) = current
+            .iter()
+            .partition(|p| pods::label(p, &term.key) == Some(term.value.as_str()));
         let n = current.len();
         let m = hit.len();
         if m == 0 || m == n {
@@ -142,7 +142,11 @@ pub fn scatter<'a>(pods_in: Vec<&'a Pod>, terms: &[UpdateScatterTerm]) -> Vec<&'
         let mut out = Vec::with_capacity(n);
         let (mut h, mut r) = (hit.into_iter(), rest.into_iter());
         for pos in 0..n {
-            let next = if slots.contains(&pos) { h.next() } else { r.next() };
+            let next = if slots.contains(&pos) {
+                h.next()
+            } else {
+                r.next()
+            };
             if let Some(p) = next.or_else(|| h.next()).or_else(|| r.next()) {
                 out.push(p);
             }

@@ -26,8 +26,7 @@ pub fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
 
 /// Not being deleted and not in a terminal phase.
 pub fn is_active(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && !matches!(phase(pod), "Succeeded" | "Failed")
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase(pod), "Succeeded" | "Failed")
 }
 
 /// The pod phase, `""` when unknown.
@@ -214,7 +213,11 @@ mod tests {
     #[test]
     fn lifecycle_state_gates_cloneset_availability() {
         let now: Timestamp = "2026-01-01T00:00:05Z".parse().unwrap();
-        let p = with_label(pod("a", "r1", true), lifecycle::STATE_LABEL, "PreparingNormal");
+        let p = with_label(
+            pod("a", "r1", true),
+            lifecycle::STATE_LABEL,
+            "PreparingNormal",
+        );
         assert!(!is_available_normal(&p, 0, now));
         let p = with_label(p, lifecycle::STATE_LABEL, "Normal");
         assert!(is_available_normal(&p, 0, now));

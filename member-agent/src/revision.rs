@@ -51,7 +51,13 @@ pub fn template_patch(template: &PodTemplateSpec) -> Value {
 
 /// The pod template stored in a revision made by [`template_patch`].
 pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
-    let mut t = revision.data.as_ref()?.0.get("spec")?.get("template")?.clone();
+    let mut t = revision
+        .data
+        .as_ref()?
+        .0
+        .get("spec")?
+        .get("template")?
+        .clone();
     if let Value::Object(map) = &mut t {
         map.remove("$patch");
     }
@@ -222,7 +228,10 @@ mod tests {
         let a = json!({"v": 1});
         let b = json!({"v": 2});
         let hist = vec![rev("x-a", 1, a.clone()), rev("x-b", 2, b.clone())];
-        assert_eq!(decide(&hist, &b), RevisionDecision::UseExisting("x-b".into()));
+        assert_eq!(
+            decide(&hist, &b),
+            RevisionDecision::UseExisting("x-b".into())
+        );
         assert_eq!(
             decide(&hist, &a),
             RevisionDecision::Bump {
@@ -230,7 +239,10 @@ mod tests {
                 number: 3
             }
         );
-        assert_eq!(decide(&hist, &json!({"v": 3})), RevisionDecision::Create { number: 3 });
+        assert_eq!(
+            decide(&hist, &json!({"v": 3})),
+            RevisionDecision::Create { number: 3 }
+        );
         assert_eq!(decide(&[], &a), RevisionDecision::Create { number: 1 });
     }
 

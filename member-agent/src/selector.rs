@@ -33,7 +33,10 @@ pub fn matches(selector: &LabelSelector, labels: Option<&BTreeMap<String, String
 /// Whether the selector selects nothing specific (no labels and no expressions).
 pub fn is_empty(selector: &LabelSelector) -> bool {
     selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
 }
 
 /// The selector in the string form `kubectl -l` and the scale subresource use.

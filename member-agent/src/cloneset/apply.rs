@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
+use kruise_api::apps::v1alpha1::cloneset::CloneSet;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
-use kruise_api::apps::v1alpha1::cloneset::CloneSet;
 use rand::Rng;
 
 use super::plan::{Plan, PodCreate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
@@ -54,11 +54,10 @@ pub struct PodFactory<'a> {
 }
 
 fn owner_ref(cs: &CloneSet) -> Option<OwnerReference> {
-    cs.controller_owner_ref(&())
-        .map(|mut o| {
-            o.block_owner_deletion = Some(true);
-            o
-        })
+    cs.controller_owner_ref(&()).map(|mut o| {
+        o.block_owner_deletion = Some(true);
+        o
+    })
 }
 
 impl PodFactory<'_> {
@@ -118,7 +117,13 @@ impl PodFactory<'_> {
     /// The PVCs of an instance id.
     pub fn pvcs(&self, id: &str) -> Vec<PersistentVolumeClaim> {
         let cs_name = self.cs.name_any();
-        let selector_labels = self.cs.spec.selector.match_labels.clone().unwrap_or_default();
+        let selector_labels = self
+            .cs
+            .spec
+            .selector
+            .match_labels
+            .clone()
+            .unwrap_or_default();
         self.cs
             .spec
             .volume_claim_templates
@@ -194,9 +199,21 @@ pub async fn mutate_pod(
             return Ok(None);
         }
         let res = if status {
-            timed(ctx, kind, name, api.replace_status(name, &PostParams::default(), &pod)).await
+            timed(
+                ctx,
+                kind,
+                name,
+                api.replace_status(name, &PostParams::default(), &pod),
+            )
+            .await
         } else {
-            timed(ctx, kind, name, api.replace(name, &PostParams::default(), &pod)).await
+            timed(
+                ctx,
+                kind,
+                name,
+                api.replace(name, &PostParams::default(), &pod),
+            )
+            .await
         };
         match res {
             Ok(p) => return Ok(Some(p)),
@@ -249,8 +266,11 @@ pub async fn apply(
                     })
                     .await?
                     {
-                        ctx.expectations
-                            .expect_update(key, name, p.metadata.resource_version.as_deref());
+                        ctx.expectations.expect_update(
+                            key,
+                            name,
+                            p.metadata.resource_version.as_deref(),
+                        );
                     }
                 }
                 let meta: Vec<Refresh> = steps
@@ -276,8 +296,11 @@ pub async fn apply(
                     })
                     .await?;
                     if let Some(p) = written {
-                        ctx.expectations
-                            .expect_update(key, name, p.metadata.resource_version.as_deref());
+                        ctx.expectations.expect_update(
+                            key,
+                            name,
+                            p.metadata.resource_version.as_deref(),
+                        );
                     }
                 }
                 Ok(())
@@ -297,9 +320,10 @@ pub async fn apply(
         })
         .await
         {
-            Ok(Some(p)) => ctx
-                .expectations
-                .expect_update(&key, name, p.metadata.resource_version.as_deref()),
+            Ok(Some(p)) => {
+                ctx.expectations
+                    .expect_update(&key, name, p.metadata.resource_version.as_deref())
+            }
             Ok(None) => {}
             Err(e) => {
                 out.scale_error.get_or_insert(e);
@@ -308,7 +332,18 @@ pub async fn apply(
     }
 
     if !plan.create.is_empty() {
-        if let Err(e) = create_pods(ctx, factory, &pods, &pvcs, &plan.create, taken_ids, &key, now).await {
+        if let Err(e) = create_pods(
+            ctx,
+            factory,
+            &pods,
+            &pvcs,
+            &plan.create,
+            taken_ids,
+            &key,
+            now,
+        )
+        .await
+        {
             out.scale_error.get_or_insert(e);
         }
     }
@@ -325,8 +360,11 @@ pub async fn apply(
             .await
             .map(|written| {
                 if let Some(p) = written {
-                    ctx.expectations
-                        .expect_update(&key, &d.name, p.metadata.resource_version.as_deref());
+                    ctx.expectations.expect_update(
+                        &key,
+                        &d.name,
+                        p.metadata.resource_version.as_deref(),
+                    );
                 }
             })
         } else {
@@ -358,7 +396,13 @@ pub async fn apply(
                                     false,
                                     Some(REASON_START),
                                     now,
-                                ) | inplace::set_condition(p, "Ready", false, Some(REASON_START), now))
+                                ) | inplace::set_condition(
+                                    p,
+                                    "Ready",
+                                    false,
+                                    Some(REASON_START),
+                                    now,
+                                ))
                         })
                         .await?;
                         let _ = gated;
@@ -413,8 +457,11 @@ pub async fn apply(
                     }
                 };
                 if let Some(p) = written {
-                    ctx.expectations
-                        .expect_update(key, &u.name, p.metadata.resource_version.as_deref());
+                    ctx.expectations.expect_update(
+                        key,
+                        &u.name,
+                        p.metadata.resource_version.as_deref(),
+                    );
                 }
                 Ok(())
             }
@@ -466,7 +513,14 @@ async fn create_pods(
                 let (rev, id) = (&rev, &id);
                 for pvc in factory.pvcs(id) {
                     let name = pvc.name_any();
-                    match timed(ctx, WriteKind::Pvc, &name, pvcs.create(&PostParams::default(), &pvc)).await {
+                    match timed(
+                        ctx,
+                        WriteKind::Pvc,
+                        &name,
+                        pvcs.create(&PostParams::default(), &pvc),
+                    )
+                    .await
+                    {
                         Ok(_) => {}
                         Err(e) if is_status(&e, 409) => {}
                         Err(e) => return Err(e),
@@ -479,7 +533,14 @@ async fn create_pods(
                 };
                 let name = pod.name_any();
                 ctx.expectations.expect_create(key, &name);
-                match timed(ctx, WriteKind::CreatePod, &name, pods.create(&PostParams::default(), &pod)).await {
+                match timed(
+                    ctx,
+                    WriteKind::CreatePod,
+                    &name,
+                    pods.create(&PostParams::default(), &pod),
+                )
+                .await
+                {
                     Ok(_) => Ok(()),
                     Err(e) => {
                         ctx.expectations.forget_create(key, &name);
@@ -513,7 +574,14 @@ async fn delete_pod(
         .find(|p| p.metadata.name.as_deref() == Some(name) && p.namespace().as_deref() == Some(ns))
         .and_then(|p| super::plan::instance_id(p.metadata.labels.as_ref()).map(str::to_string));
     ctx.expectations.expect_delete(key, name);
-    match timed(ctx, WriteKind::DeletePod, name, pods.delete(name, &DeleteParams::default())).await {
+    match timed(
+        ctx,
+        WriteKind::DeletePod,
+        name,
+        pods.delete(name, &DeleteParams::default()),
+    )
+    .await
+    {
         Ok(_) => {}
         Err(e) if is_status(&e, 404) => {}
         Err(e) => return Err(e),
@@ -539,7 +607,14 @@ async fn delete_pvcs_of(
         .map(|p| p.name_any())
         .collect();
     for name in names {
-        match timed(ctx, WriteKind::Pvc, &name, pvcs.delete(&name, &DeleteParams::default())).await {
+        match timed(
+            ctx,
+            WriteKind::Pvc,
+            &name,
+            pvcs.delete(&name, &DeleteParams::default()),
+        )
+        .await
+        {
             Ok(_) => {}
             Err(e) if is_status(&e, 404) => {}
             Err(e) => return Err(e),

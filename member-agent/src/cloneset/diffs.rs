@@ -109,7 +109,8 @@ pub fn calculate(
             }
         }
         let (mut update_surge, mut update_old_surge) = (0, 0);
-        if (update_old_diff > 0 && update_new_diff < 0) || (update_old_diff < 0 && update_new_diff > 0)
+        if (update_old_diff > 0 && update_new_diff < 0)
+            || (update_old_diff < 0 && update_new_diff > 0)
         {
             if update_old_diff.abs() <= update_new_diff.abs() {
                 update_surge = update_old_diff.abs();
@@ -145,7 +146,11 @@ pub fn calculate(
     if up > 0 {
         res.scale_up_num = up;
         res.scale_up_num_old_revision = (expected_old - current_old).max(0);
-        res.scale_up_limit = up.min(s.scale_max_unavailable.saturating_sub(total_unavailable).max(0));
+        res.scale_up_limit = up.min(
+            s.scale_max_unavailable
+                .saturating_sub(total_unavailable)
+                .max(0),
+        );
     }
     let down = current_total - to_delete_old - to_delete_new - expected_total;
     if down > 0 {
@@ -153,7 +158,8 @@ pub fn calculate(
         res.scale_down_num_old_revision = (current_old - to_delete_old - expected_old).max(0);
     }
     if to_delete_new > 0 || to_delete_old > 0 || res.scale_down_num > 0 {
-        res.delete_ready_limit = (s.max_unavailable + (total - replicas) - total_unavailable).max(0);
+        res.delete_ready_limit =
+            (s.max_unavailable + (total - replicas) - total_unavailable).max(0);
     }
     res.update_num = if update_old_diff.abs() <= update_new_diff.abs() {
         update_old_diff

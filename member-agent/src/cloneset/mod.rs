@@ -17,12 +17,12 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
+use kruise_api::apps::v1alpha1::cloneset::CloneSet;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use kruise_api::apps::v1alpha1::cloneset::CloneSet;
 use serde_json::json;
 use tracing::{info_span, warn, Instrument};
 
@@ -199,8 +199,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
         .as_ref()
         .and_then(|s| s.collision_count)
         .unwrap_or(0);
-    let update_revision =
-        ensure_revision(ctx, &defaulted, &history, collision_count).await?;
+    let update_revision = ensure_revision(ctx, &defaulted, &history, collision_count).await?;
     let mut templates: BTreeMap<String, PodTemplateSpec> = history
         .iter()
         .filter_map(|r| Some((r.name_any(), revision::template_of(r)?)))
@@ -345,7 +344,11 @@ async fn ensure_revision(
         RevisionDecision::UseExisting(name) => Ok(name),
         RevisionDecision::Bump { name, number } => {
             let res = api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"revision": number})))
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"revision": number})),
+                )
                 .await;
             ctx.metrics
                 .observe_write(ControllerName::CloneSet, WriteKind::Revision, res.is_ok());
@@ -393,7 +396,11 @@ async fn ensure_revision(
                     let cs_api: Api<CloneSet> = Api::namespaced(ctx.client.clone(), &ns);
                     let bump = json!({"status": {"collisionCount": collision_count + 1}});
                     cs_api
-                        .patch_status(&cs.name_any(), &PatchParams::default(), &Patch::Merge(&bump))
+                        .patch_status(
+                            &cs.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&bump),
+                        )
                         .await
                         .map_err(|e| write_err(&name, e))?;
                     Err(Error::Collision { name })

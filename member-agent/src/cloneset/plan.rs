@@ -262,7 +262,10 @@ fn scale(obs: &Observed<'_>, d: &Diffs, orphan_ids: &[String], out: &mut Plan) -
         let mut want = d.scale_up_num.min(d.scale_up_limit).max(0) as usize;
         let mark_not_ready = pre_delete_hook.and_then(|h| h.mark_pod_not_ready) == Some(true);
         if !mark_not_ready {
-            for p in in_pre_delete.iter().filter(|p| !diffs::is_specified_delete(s, p)) {
+            for p in in_pre_delete
+                .iter()
+                .filter(|p| !diffs::is_specified_delete(s, p))
+            {
                 if want == 0 {
                     break;
                 }
@@ -374,7 +377,10 @@ fn update(obs: &Observed<'_>, d: &Diffs, now: Timestamp, out: &mut Plan) {
     } else {
         obs.update_revision
     };
-    let hook = s.lifecycle.as_ref().and_then(|l| l.in_place_update.as_ref());
+    let hook = s
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.in_place_update.as_ref());
     let mut candidates: Vec<&Pod> = obs
         .pods
         .iter()

@@ -126,7 +126,12 @@ impl Settings {
                 .unwrap_or(0),
             min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
             lifecycle: spec.lifecycle.clone(),
-            pods_to_delete: ss.pods_to_delete.clone().unwrap_or_default().into_iter().collect(),
+            pods_to_delete: ss
+                .pods_to_delete
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             exclude_preparing_delete: cs
                 .metadata
                 .labels

@@ -104,8 +104,17 @@ fn update_without_grace_patches_images_and_completes_on_new_image_id() {
     assert_eq!(crate::revision::pod_revision(&pod), "demo-2");
     let st = state(&pod).unwrap();
     assert_eq!(st.last_container_statuses["main"].image_id, "img@sha256:1");
-    assert!(!is_completed(&pod), "kubelet has not reported the new image yet");
-    let statuses = pod.status.as_mut().unwrap().container_statuses.as_mut().unwrap();
+    assert!(
+        !is_completed(&pod),
+        "kubelet has not reported the new image yet"
+    );
+    let statuses = pod
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap();
     statuses[0] = ContainerStatus {
         name: "main".into(),
         image: "img:v2".into(),
@@ -119,14 +128,20 @@ fn update_without_grace_patches_images_and_completes_on_new_image_id() {
 fn grace_period_holds_images_back_until_it_has_passed() {
     let mut pod = running_pod();
     begin_update(&mut pod, &image_spec(3), &labels(), t0());
-    assert_eq!(pod.spec.as_ref().unwrap().containers[0].image.as_deref(), Some("img:v1"));
+    assert_eq!(
+        pod.spec.as_ref().unwrap().containers[0].image.as_deref(),
+        Some("img:v1")
+    );
     assert!(!is_completed(&pod));
     let t1 = t0() + k8s_openapi::jiff::SignedDuration::from_secs(1);
     assert_eq!(grace_remaining(&pod, t1), Some(Duration::from_secs(2)));
     assert!(!finish_grace(&mut pod, t1));
     let t3 = t0() + k8s_openapi::jiff::SignedDuration::from_secs(3);
     assert!(finish_grace(&mut pod, t3));
-    assert_eq!(pod.spec.as_ref().unwrap().containers[0].image.as_deref(), Some("img:v2"));
+    assert_eq!(
+        pod.spec.as_ref().unwrap().containers[0].image.as_deref(),
+        Some("img:v2")
+    );
     assert_eq!(grace_spec(&pod), None);
     assert_eq!(state(&pod).unwrap().container_batches_record.len(), 1);
 }
@@ -135,9 +150,27 @@ fn grace_period_holds_images_back_until_it_has_passed() {
 fn conditions_and_gates() {
     let mut pod = running_pod();
     assert!(has_readiness_gate(&pod));
-    assert!(set_condition(&mut pod, IN_PLACE_UPDATE_READY, false, Some(REASON_START), t0()));
-    assert!(!set_condition(&mut pod, IN_PLACE_UPDATE_READY, false, Some(REASON_START), t0()));
-    assert!(set_condition(&mut pod, IN_PLACE_UPDATE_READY, true, None, t0()));
+    assert!(set_condition(
+        &mut pod,
+        IN_PLACE_UPDATE_READY,
+        false,
+        Some(REASON_START),
+        t0()
+    ));
+    assert!(!set_condition(
+        &mut pod,
+        IN_PLACE_UPDATE_READY,
+        false,
+        Some(REASON_START),
+        t0()
+    ));
+    assert!(set_condition(
+        &mut pod,
+        IN_PLACE_UPDATE_READY,
+        true,
+        None,
+        t0()
+    ));
     let mut spec = pod.spec.clone().unwrap();
     assert!(!inject_readiness_gate(&mut spec));
     spec.readiness_gates = None;
@@ -158,7 +191,12 @@ fn untagged_images_compare_as_latest() {
         &labels(),
         t0(),
     );
-    pod.status.as_mut().unwrap().container_statuses.as_mut().unwrap()[0].image =
-        "img:latest".into();
+    pod.status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .image = "img:latest".into();
     assert!(is_completed(&pod));
 }
