@@ -222,6 +222,24 @@ pub async fn hold(client: &Client, cfg: &LeaseConfig) -> Error {
     }
 }
 
+/// Gives the lease up (on graceful shutdown) so another candidate takes over at once.
+pub async fn release(client: &Client, cfg: &LeaseConfig) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&cfg.name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = Some(String::new());
+    if let Err(e) = api.replace(&cfg.name, &PostParams::default(), &lease).await {
+        warn!(error = %e, "releasing the lease");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

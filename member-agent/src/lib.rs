@@ -3,6 +3,7 @@
 //! Shared controller plumbing lives at the top level (expectations, revisions, the in-place
 //! update engine, lifecycle hooks, orderings, pod readiness); each kind has its own module.
 
+pub mod cli;
 pub mod cloneset;
 pub mod expectations;
 pub mod gates;
@@ -14,4 +15,5 @@ pub mod ordering;
 pub mod pods;
 pub mod revision;
 pub mod selector;
+pub mod telemetry;
 pub mod webhook;
