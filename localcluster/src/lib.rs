@@ -8,3 +8,4 @@ pub mod latency;
 pub mod quantity;
 pub mod runtime;
 pub mod scheduler;
+pub mod sim;

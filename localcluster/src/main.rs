@@ -1,11 +1,22 @@
+//! kruise-local: a simulated member cluster (API server, nodes) for development, tests and the demo.
+
+mod args;
+mod nodes;
+
 use clap::Parser;
 
-/// kruise-local
-#[derive(Parser, Debug)]
-#[command(name = "kruise-local", version, about)]
-struct Args {}
-
 fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("kruise-local: not built yet")
+    let args = args::Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(args.run())
 }

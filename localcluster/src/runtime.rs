@@ -2,6 +2,7 @@
 //! containers. The kubelet simulator drives it; the node's CRI endpoint reads and stops it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::jiff::Timestamp;
@@ -129,6 +130,7 @@ pub struct NodeRuntime {
     pub node_ip: String,
     state: Mutex<NodeState>,
     changes: mpsc::UnboundedSender<PodRef>,
+    ready: AtomicBool,
 }
 
 impl NodeRuntime {
@@ -140,6 +142,29 @@ impl NodeRuntime {
     /// Tells the kubelet simulator that a pod's runtime changed outside it.
     pub fn notify(&self, pod: PodRef) {
         let _ = self.changes.send(pod);
+    }
+
+    /// Whether the node is Ready; pods on a NotReady node report not ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Sets the node's readiness and wakes the kubelet for every pod on it when it changes.
+    pub fn set_ready(&self, ready: bool) {
+        if self.ready.swap(ready, Ordering::SeqCst) != ready {
+            let pods: Vec<PodRef> = self
+                .lock()
+                .pods
+                .values()
+                .map(|p| PodRef {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                })
+                .collect();
+            for p in pods {
+                self.notify(p);
+            }
+        }
     }
 }
 
@@ -162,6 +187,7 @@ impl Runtimes {
                     node_ip: ip.clone(),
                     state: Mutex::new(NodeState::default()),
                     changes: tx.clone(),
+                    ready: AtomicBool::new(true),
                 };
                 (name.clone(), Arc::new(rt))
             })

@@ -10,6 +10,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod etcd;
+pub mod etcd_process;
+pub mod memory;
+
+pub use etcd::EtcdStore;
+pub use memory::{MemoryStore, MemoryStoreConfig, PersistError};
+
 /// A global, monotonically increasing store revision (etcd's `mod_revision`).
 pub type Revision = i64;
 

@@ -88,7 +88,14 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
     let (step, status) = {
         let mut state = rt.lock();
         let step = plan::advance(&pod, &mut state, || ctx.allocate_ip(), now, &ctx.model);
-        let status = status::pod_status(&pod, state.pods.get(&uid), &rt.node_ip, now, &ctx.model);
+        let status = status::pod_status(
+            &pod,
+            state.pods.get(&uid),
+            &rt.node_ip,
+            rt.is_ready(),
+            now,
+            &ctx.model,
+        );
         (step, status)
     };
     let recorder = ctx.recorder.on_host(node);

@@ -198,10 +198,12 @@ fn condition(
 }
 
 /// The status kubelet would report for `pod` given its runtime `rt` on a node at `node_ip`.
+/// On a NotReady node every container reports not ready, as the node lifecycle controller marks them.
 pub fn pod_status(
     pod: &Pod,
     rt: Option<&PodRuntime>,
     node_ip: &str,
+    node_ready: bool,
     now: Timestamp,
     model: &LatencyModel,
 ) -> PodStatus {
@@ -226,7 +228,7 @@ pub fn pod_status(
         lookup(&c.name)
             .is_some_and(|r| matches!(r.phase, ContainerPhase::Exited { exit_code: 0, .. }))
     });
-    let statuses: Vec<ContainerStatus> = spec
+    let mut statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
         .map(|c| match lookup(&c.name) {
@@ -247,6 +249,11 @@ pub fn pod_status(
         })
         .collect();
 
+    if !node_ready {
+        for s in &mut statuses {
+            s.ready = false;
+        }
+    }
     let mains: Vec<Option<&ContainerRuntime>> =
         spec.containers.iter().map(|c| lookup(&c.name)).collect();
     let all_exited = !mains.is_empty()
@@ -330,6 +337,11 @@ pub fn pod_status(
     ));
     let (reason, message) = if terminal {
         (Some("PodCompleted"), None)
+    } else if !node_ready {
+        (
+            Some("NodeNotReady"),
+            Some("the node this pod runs on is not ready".to_string()),
+        )
     } else {
         (
             Some("ContainersNotReady"),

@@ -47,7 +47,7 @@ fn run(
     loop {
         let step = advance(pod, state, || "10.244.0.2".into(), now, m);
         events.extend(step.events.iter().map(|e| e.reason.to_string()));
-        let status = pod_status(pod, state.pods.get("uid-1"), "192.168.0.1", now, m);
+        let status = pod_status(pod, state.pods.get("uid-1"), "192.168.0.1", true, now, m);
         pod.status = Some(status.clone());
         match step.next_wakeup {
             Some(at) if at <= until => now = at.max(now + Duration::from_millis(1)),
@@ -302,4 +302,27 @@ fn init_containers_run_to_completion_first() {
         .iter()
         .flatten()
         .any(|c| c.type_ == "Initialized" && c.status == "True"));
+}
+
+#[test]
+fn pods_on_a_not_ready_node_report_not_ready() {
+    let m = model();
+    let mut state = NodeState::default();
+    let mut p = pod(
+        json!({}),
+        json!({"containers": [{"name": "a", "image": "example.com/a:v1"}]}),
+    );
+    let (status, _) = run(&mut p, &mut state, t0(), t0() + Duration::from_secs(1), &m);
+    assert!(ready(&status));
+    let down = pod_status(
+        &p,
+        state.pods.get("uid-1"),
+        "192.168.0.1",
+        false,
+        t0() + Duration::from_secs(2),
+        &m,
+    );
+    assert!(!ready(&down));
+    assert_eq!(down.phase.as_deref(), Some("Running"));
+    assert!(!down.container_statuses.expect("statuses")[0].ready);
 }

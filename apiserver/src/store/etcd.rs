@@ -1,0 +1,506 @@
+//! The etcd backend: every store operation is one etcd request (a transaction for writes).
+//!
+//! Keys are stored under a configurable prefix (empty by default, so `/registry/...` keys are
+//! stored as given); revisions are etcd's, so `resourceVersion` = the key's mod revision and a
+//! list's revision = the response header revision. Watches are etcd watches from `after + 1` with
+//! `prev_kv`; a compacted start revision yields [`StoreError::Compacted`] as the first item.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions,
+    Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+};
+use futures::StreamExt;
+use tonic::Code;
+
+use super::{
+    EventKind, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent, WatchStream,
+};
+
+/// Bound on every unary etcd request (watches are long-lived and have none).
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`Store`] over an etcd v3 cluster.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    request_timeout: Duration,
+}
+
+/// Maps an etcd client error: transport trouble is `Unavailable` (retryable), the rest internal.
+fn map_err(e: etcd_client::Error) -> StoreError {
+    use etcd_client::Error as E;
+    match e {
+        E::TransportError(_) | E::IoError(_) | E::EndpointError(_) => StoreError::Unavailable {
+            message: e.to_string(),
+        },
+        E::GRpcStatus(ref status) => match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Aborted
+            | Code::ResourceExhausted
+            | Code::Unknown => StoreError::Unavailable {
+                message: e.to_string(),
+            },
+            _ => StoreError::Internal {
+                message: e.to_string(),
+            },
+        },
+        other => StoreError::Internal {
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The first key after every key starting with `prefix` (etcd's range end for a prefix).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xff (or the prefix is empty): the range runs to the end of the keyspace.
+    vec![0]
+}
+
+/// etcd rejects an empty key; `"\0"` is the lowest key (the start of "all keys").
+fn non_empty(key: Vec<u8>) -> Vec<u8> {
+    if key.is_empty() {
+        vec![0]
+    } else {
+        key
+    }
+}
+
+impl EtcdStore {
+    /// Connects to `endpoints` and checks that etcd answers (`Client::connect` alone is lazy).
+    /// Keys are stored as `prefix + key`.
+    pub async fn connect<E: AsRef<str>>(
+        endpoints: &[E],
+        prefix: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let endpoints: Vec<&str> = endpoints.iter().map(AsRef::as_ref).collect();
+        let client = Client::connect(&endpoints, Some(options))
+            .await
+            .map_err(map_err)?;
+        let store = Self::from_client(client, prefix);
+        let mut probe = store.client.clone();
+        store.bounded(probe.status()).await?;
+        Ok(store)
+    }
+
+    /// Wraps an existing client (no probe).
+    pub fn from_client(client: Client, prefix: impl Into<String>) -> Self {
+        Self {
+            client,
+            prefix: prefix.into(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Overrides the bound on each unary request (default 10 s).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The underlying client (for operations outside the store contract, e.g. compaction).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn full_key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        full.extend_from_slice(self.prefix.as_bytes());
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    fn to_kv(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreError> {
+        let key = kv
+            .key()
+            .strip_prefix(self.prefix.as_bytes())
+            .unwrap_or(kv.key());
+        let key = std::str::from_utf8(key).map_err(|_| StoreError::Internal {
+            message: format!(
+                "etcd key {:?} is not UTF-8",
+                String::from_utf8_lossy(kv.key())
+            ),
+        })?;
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value: Bytes::copy_from_slice(kv.value()),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+        })
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(result) => result.map_err(map_err),
+            Err(_) => Err(StoreError::Unavailable {
+                message: format!("etcd request timed out after {:?}", self.request_timeout),
+            }),
+        }
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
+        let mut kv = self.client.kv_client();
+        self.bounded(kv.txn(txn)).await
+    }
+
+    /// The key's current value from a failed transaction's `or_else` get.
+    fn current_from(&self, response: &TxnResponse) -> Result<Option<KeyValue>, StoreError> {
+        for op in response.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                return get.kvs().first().map(|kv| self.to_kv(kv)).transpose();
+            }
+        }
+        Ok(None)
+    }
+
+    /// Why a conditional write on `key` expecting `expected` failed.
+    fn precondition_failed(
+        &self,
+        key: &str,
+        expected: Revision,
+        response: &TxnResponse,
+    ) -> StoreError {
+        match self.current_from(response) {
+            Ok(Some(current)) => StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                actual: current.mod_revision,
+            },
+            Ok(None) => StoreError::NotFound {
+                key: key.to_owned(),
+            },
+            Err(e) => e,
+        }
+    }
+}
+
+fn header_revision(response: &TxnResponse) -> Result<Revision, StoreError> {
+    response
+        .header()
+        .map(|h| h.revision())
+        .ok_or_else(|| StoreError::Internal {
+            message: "etcd response without header".to_owned(),
+        })
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = self.bounded(kv.get(self.full_key(key), None)).await?;
+        response.kvs().first().map(|kv| self.to_kv(kv)).transpose()
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<ListResult, StoreError> {
+        let full_prefix = self.full_key(prefix);
+        let start = match start_after {
+            Some(after) if after >= prefix => {
+                let mut start = self.full_key(after);
+                start.push(0);
+                start
+            }
+            _ => non_empty(full_prefix.clone()),
+        };
+        let mut options = GetOptions::new().with_range(prefix_end(&full_prefix));
+        if let Some(limit) = limit {
+            // etcd treats 0 as "no limit"; an empty page is answered without asking.
+            if limit == 0 {
+                let revision = self.current_revision().await?;
+                return Ok(ListResult {
+                    items: Vec::new(),
+                    revision,
+                    more: true,
+                });
+            }
+            options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        let mut kv = self.client.kv_client();
+        let response = self.bounded(kv.get(start, Some(options))).await?;
+        let revision =
+            response
+                .header()
+                .map(|h| h.revision())
+                .ok_or_else(|| StoreError::Internal {
+                    message: "etcd range without header".to_owned(),
+                })?;
+        let items = response
+            .kvs()
+            .iter()
+            .map(|kv| self.to_kv(kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ListResult {
+            items,
+            revision,
+            more: response.more(),
+        })
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
+        let full = self.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(full, value.to_vec(), None)]);
+        let response = self.txn(txn).await?;
+        if !response.succeeded() {
+            return Err(StoreError::AlreadyExists {
+                key: key.to_owned(),
+            });
+        }
+        let revision = header_revision(&response)?;
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision: revision,
+            mod_revision: revision,
+        })
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+    ) -> Result<KeyValue, StoreError> {
+        let full = self.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                full.clone(),
+                CompareOp::Equal,
+                expected,
+            )])
+            .and_then([TxnOp::put(
+                full.clone(),
+                value.to_vec(),
+                Some(PutOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(full, None)]);
+        let response = self.txn(txn).await?;
+        if !response.succeeded() {
+            return Err(self.precondition_failed(key, expected, &response));
+        }
+        let revision = header_revision(&response)?;
+        let create_revision = response
+            .op_responses()
+            .into_iter()
+            .find_map(|op| match op {
+                TxnOpResponse::Put(put) => put.prev_key().map(|kv| kv.create_revision()),
+                _ => None,
+            })
+            .ok_or_else(|| StoreError::Internal {
+                message: format!("etcd update of {key} returned no previous value"),
+            })?;
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision,
+            mod_revision: revision,
+        })
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
+        let full = self.full_key(key);
+        let mut txn = Txn::new();
+        if let Some(expected) = expected {
+            txn = txn.when([Compare::mod_revision(
+                full.clone(),
+                CompareOp::Equal,
+                expected,
+            )]);
+        }
+        let txn = txn
+            .and_then([TxnOp::delete(
+                full.clone(),
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(full, None)]);
+        let response = self.txn(txn).await?;
+        if !response.succeeded() {
+            return Err(self.precondition_failed(key, expected.unwrap_or(0), &response));
+        }
+        let revision = header_revision(&response)?;
+        let deleted = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Delete(delete) => delete.prev_kvs().first().cloned(),
+            _ => None,
+        });
+        match deleted {
+            Some(last) => Ok(KeyValue {
+                mod_revision: revision,
+                ..self.to_kv(&last)?
+            }),
+            None => Err(StoreError::NotFound {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        let full_prefix = self.full_key(prefix);
+        let options = WatchOptions::new()
+            .with_range(prefix_end(&full_prefix))
+            .with_start_revision(after.max(0) + 1)
+            .with_prev_key();
+        let mut client = self.client.watch_client();
+        let stream = self
+            .bounded(client.watch(non_empty(full_prefix), Some(options)))
+            .await?;
+        let state = WatchState {
+            store: self.clone(),
+            stream,
+            pending: VecDeque::new(),
+            after,
+            done: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(
+            state,
+            |mut state| async move {
+                let item = state.next().await?;
+                Some((item, state))
+            },
+        )))
+    }
+
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        let mut kv = self.client.kv_client();
+        let options = GetOptions::new().with_count_only();
+        // Any key will do: only the header revision is used (and etcd rejects an empty key).
+        let response = self
+            .bounded(kv.get(self.full_key("/"), Some(options)))
+            .await?;
+        response
+            .header()
+            .map(|h| h.revision())
+            .ok_or_else(|| StoreError::Internal {
+                message: "etcd range without header".to_owned(),
+            })
+    }
+}
+
+/// Turns etcd watch responses into a flat stream of store events.
+struct WatchState {
+    store: EtcdStore,
+    stream: etcd_client::WatchStream,
+    pending: VecDeque<WatchEvent>,
+    /// Start revision asked for (for the `Compacted` error).
+    after: Revision,
+    done: bool,
+}
+
+impl WatchState {
+    async fn next(&mut self) -> Option<Result<WatchEvent, StoreError>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(event));
+            }
+            if self.done {
+                return None;
+            }
+            let response = match self.stream.next().await {
+                Some(Ok(response)) => response,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(map_err(e)));
+                }
+                None => {
+                    self.done = true;
+                    return Some(Err(StoreError::Unavailable {
+                        message: "etcd closed the watch stream".to_owned(),
+                    }));
+                }
+            };
+            if response.compact_revision() != 0 {
+                self.done = true;
+                // etcd keeps the compaction revision itself, so the oldest start is one before.
+                return Some(Err(StoreError::Compacted {
+                    requested: self.after,
+                    oldest: response.compact_revision() - 1,
+                }));
+            }
+            if response.canceled() {
+                self.done = true;
+                return Some(Err(StoreError::Unavailable {
+                    message: format!("etcd canceled the watch: {}", response.cancel_reason()),
+                }));
+            }
+            for event in response.events() {
+                match self.convert(event) {
+                    Ok(event) => {
+                        self.after = event.kv.mod_revision;
+                        self.pending.push_back(event);
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn convert(&self, event: &etcd_client::Event) -> Result<WatchEvent, StoreError> {
+        let kv = event.kv().ok_or_else(|| StoreError::Internal {
+            message: "etcd watch event without kv".to_owned(),
+        })?;
+        let kv = self.store.to_kv(kv)?;
+        let prev = event.prev_kv().map(|p| self.store.to_kv(p)).transpose()?;
+        Ok(match event.event_type() {
+            EventType::Put => WatchEvent {
+                kind: EventKind::Put,
+                kv,
+                prev,
+            },
+            EventType::Delete => {
+                // etcd's delete event has only the key and the deletion revision; the last value
+                // comes from prev_kv.
+                let last = match &prev {
+                    Some(p) => KeyValue {
+                        mod_revision: kv.mod_revision,
+                        ..p.clone()
+                    },
+                    None => kv,
+                };
+                WatchEvent {
+                    kind: EventKind::Delete,
+                    kv: last,
+                    prev,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte_below_0xff() {
+        assert_eq!(prefix_end(b"/registry/"), b"/registry0".to_vec());
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b""), vec![0]);
+    }
+}
