@@ -308,6 +308,13 @@ async fn case_paging_returns_every_key_once<S: Store>(s: Arc<S>, _: Compactor) {
     }
     assert_eq!(pages, 5);
     assert_eq!(seen, expected.into_iter().collect::<Vec<_>>());
+    let zero = s.list("/registry/p/", None, Some(0)).await.unwrap();
+    assert_eq!((zero.items.len(), zero.more), (0, true));
+    let past_end = s
+        .list("/registry/p/", Some("/registry/p/ns/022"), Some(0))
+        .await
+        .unwrap();
+    assert_eq!((past_end.items.len(), past_end.more), (0, false));
 }
 
 async fn case_list_revision<S: Store>(s: Arc<S>, _: Compactor) {

@@ -227,17 +227,11 @@ impl Store for EtcdStore {
             _ => non_empty(full_prefix.clone()),
         };
         let mut options = GetOptions::new().with_range(prefix_end(&full_prefix));
-        if let Some(limit) = limit {
-            // etcd treats 0 as "no limit"; an empty page is answered without asking.
-            if limit == 0 {
-                let revision = self.current_revision().await?;
-                return Ok(ListResult {
-                    items: Vec::new(),
-                    revision,
-                    more: true,
-                });
-            }
-            options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        match limit {
+            // etcd reads a limit of 0 as "no limit": count instead, to tell whether keys follow.
+            Some(0) => options = options.with_count_only(),
+            Some(limit) => options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX)),
+            None => {}
         }
         let mut kv = self.client.kv_client();
         let response = self.bounded(kv.get(start, Some(options))).await?;
@@ -253,10 +247,14 @@ impl Store for EtcdStore {
             .iter()
             .map(|kv| self.to_kv(kv))
             .collect::<Result<Vec<_>, _>>()?;
+        let more = match limit {
+            Some(0) => response.count() > 0,
+            _ => response.more(),
+        };
         Ok(ListResult {
             items,
             revision,
-            more: response.more(),
+            more,
         })
     }
 

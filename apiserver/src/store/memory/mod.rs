@@ -11,6 +11,15 @@
 //! stream ends with [`StoreError::Compacted`] after the events it already holds. The API layer
 //! turns that into a 410 `ERROR` event and the client relists. Memory per watcher is therefore
 //! bounded by the buffer size.
+//!
+//! `Compacted { requested, oldest }`: for a start revision older than the kept history,
+//! `oldest` is the lowest start revision still served; for an overflowed watcher, `requested` is
+//! the last revision it was given and `oldest` the first one it missed.
+//!
+//! Persistence ([`MemoryStore::open`]): writes go to an append-only, checksummed log with group
+//! commit (one fsync covers every write queued meanwhile) and are acknowledged and shown to
+//! watchers only once durable; periodic snapshots truncate the log. See `persist` for the format
+//! and the recovery rules. One process at a time may open a directory (not enforced).
 
 mod persist;
 mod wal;
@@ -42,7 +51,8 @@ pub struct MemoryStoreConfig {
     pub history_size: usize,
     /// Events buffered per watcher before the watcher is dropped with `Compacted`.
     pub watch_buffer: usize,
-    /// Log records after which a persistent store writes a snapshot and truncates its log.
+    /// Log records after which a persistent store writes a snapshot and truncates its log
+    /// (once the log is also at least as large as the previous snapshot).
     pub snapshot_every: u64,
 }
 
@@ -272,6 +282,8 @@ impl MemoryStore {
             .open(&log_path)
             .map_err(io_err(&log_path))?;
         persist::sync_dir(dir)?;
+        let size_of = |path: &Path| fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let (log_bytes, snapshot_bytes) = (size_of(&log_path), size_of(&dir.join(SNAPSHOT_FILE)));
         tracing::info!(
             dir = %dir.display(),
             revision = state.revision,
@@ -286,6 +298,8 @@ impl MemoryStore {
                 file,
                 path: log_path,
                 records,
+                bytes: log_bytes,
+                snapshot_bytes,
             }),
             durable: AtomicI64::new(state.revision),
             snapshot_every: config.snapshot_every.max(1),

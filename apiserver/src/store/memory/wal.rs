@@ -39,6 +39,10 @@ pub(super) struct LogFile {
     pub(super) path: PathBuf,
     /// Records appended since the last snapshot.
     pub(super) records: u64,
+    /// Current size of the log.
+    pub(super) bytes: u64,
+    /// Size of the last snapshot.
+    pub(super) snapshot_bytes: u64,
 }
 
 fn internal(message: String) -> StoreError {
@@ -98,9 +102,16 @@ impl Shared {
         }
         wal.durable.store(last, Ordering::Release);
         log.records += count;
-        if log.records >= wal.snapshot_every {
+        log.bytes += bytes.len() as u64;
+        // Snapshot only once the log outweighs the snapshot, which bounds both the write
+        // amplification (a large store is not rewritten every few writes) and recovery time.
+        if log.records >= wal.snapshot_every && log.bytes >= log.snapshot_bytes {
             match self.snapshot(wal, &mut log) {
-                Ok(()) => log.records = 0,
+                Ok(size) => {
+                    log.records = 0;
+                    log.bytes = 0;
+                    log.snapshot_bytes = size;
+                }
                 // The log still holds everything; the next flush tries again.
                 Err(e) => tracing::warn!(error = %e, "store snapshot failed"),
             }
@@ -109,7 +120,7 @@ impl Shared {
     }
 
     /// Snapshots the current state and empties the log (called with the log lock held).
-    fn snapshot(&self, wal: &Wal, log: &mut LogFile) -> Result<(), StoreError> {
+    fn snapshot(&self, wal: &Wal, log: &mut LogFile) -> Result<u64, StoreError> {
         let (revision, data) = {
             let state = self.lock()?;
             (
@@ -118,7 +129,7 @@ impl Shared {
             )
         };
         let on_disk = |e: PersistError| internal(e.to_string());
-        persist::write_snapshot(&wal.dir, revision, data.iter()).map_err(on_disk)?;
+        let size = persist::write_snapshot(&wal.dir, revision, data.iter()).map_err(on_disk)?;
         // Queued records at or below `revision` that reach the new log later are skipped on
         // recovery, so truncating here loses nothing.
         let truncate = log.file.set_len(0).and_then(|()| log.file.sync_all());
@@ -126,8 +137,9 @@ impl Shared {
         tracing::info!(
             revision,
             keys = data.len(),
+            bytes = size,
             "store snapshot written, log truncated"
         );
-        Ok(())
+        Ok(size)
     }
 }
