@@ -196,6 +196,35 @@ async fn memory_growth<S: Store>(store: Arc<S>, pid: Option<u32>) -> anyhow::Res
     Ok(rss_bytes(pid)?.saturating_sub(before))
 }
 
+/// Creates `MEMORY_VALUES` pods from `CLIENTS` tasks; returns creates/s and the slowest create.
+async fn pod_writes<S: Store>(store: Arc<S>) -> anyhow::Result<(f64, Duration)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            for i in (client..MEMORY_VALUES).step_by(CLIENTS) {
+                let value = pod_json(i);
+                let write = Instant::now();
+                store
+                    .create(&format!("/registry/core/pods/bench/app-{i:06}"), value)
+                    .await?;
+                slowest = slowest.max(write.elapsed());
+            }
+            anyhow::Ok(slowest)
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for task in tasks {
+        slowest = slowest.max(task.await??);
+    }
+    Ok((
+        MEMORY_VALUES as f64 / started.elapsed().as_secs_f64(),
+        slowest,
+    ))
+}
+
 fn per_value(bytes: u64) -> String {
     format!(
         "{:.0} MiB total, {:.0} bytes/value",
@@ -205,6 +234,13 @@ fn per_value(bytes: u64) -> String {
 }
 
 async fn memory_figures() -> anyhow::Result<()> {
+    // First, before other runs leave freed heap behind that the allocator would reuse.
+    let growth = memory_growth(Arc::new(MemoryStore::new()), None).await?;
+    println!(
+        "memory            RSS for {MEMORY_VALUES} pods: {}",
+        per_value(growth)
+    );
+
     let memory = Arc::new(MemoryStore::new());
     let rate = creates_per_second(memory.clone(), "/registry/configmaps/bench/", CREATES).await?;
     println!("memory            creates/s: {rate:>10.0}");
@@ -222,11 +258,23 @@ async fn memory_figures() -> anyhow::Result<()> {
     drop(persistent);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let growth = memory_growth(Arc::new(MemoryStore::new()), None).await?;
+    // Snapshots run on the write path: the slowest write shows what one costs at this size.
+    let persistent = Arc::new(MemoryStore::open(&dir)?);
+    let (rate, slowest) = pod_writes(persistent.clone()).await?;
     println!(
-        "memory            RSS for {MEMORY_VALUES} pods: {}",
-        per_value(growth)
+        "memory+log        {MEMORY_VALUES} pod creates: {rate:.0}/s, slowest write {:.0} ms (includes snapshots)",
+        slowest.as_secs_f64() * 1e3
     );
+    drop(persistent);
+    let reopen = Instant::now();
+    let recovered = MemoryStore::open(&dir)?;
+    println!(
+        "memory+log        reopen with {MEMORY_VALUES} pods: {:.0} ms (revision {})",
+        reopen.elapsed().as_secs_f64() * 1e3,
+        recovered.current_revision().await?
+    );
+    drop(recovered);
+    let _ = std::fs::remove_dir_all(&dir);
 
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!
 //! * `snapshot`: a header frame (`MAGIC`, revision, key count) followed by one frame per key. It is
 //!   written to `snapshot.tmp`, fsynced and renamed, so it is either complete or absent.
-//! * `wal.log`: one frame per write since the snapshot. A write is acknowledged only after the
+//! * `wal.old` (only while a snapshot is being written, or after a crash during one) and
+//!   `wal.log`: one frame per write since the snapshot, replayed in that order. A write is acknowledged only after the
 //!   frame is fsynced. Records at or below the snapshot revision are skipped on recovery (a
 //!   snapshot may already contain writes that reach the log after it was taken).
 //!
@@ -31,6 +32,8 @@ const OP_DELETE: u8 = 2;
 
 pub(super) const LOG_FILE: &str = "wal.log";
 pub(super) const SNAPSHOT_FILE: &str = "snapshot";
+/// The log segment a snapshot in progress covers (see `wal`).
+pub(super) const OLD_LOG_FILE: &str = "wal.old";
 
 /// Failure to open or recover a persistent memory store.
 #[derive(Debug, thiserror::Error)]
