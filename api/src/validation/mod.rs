@@ -10,6 +10,7 @@ mod podunavailablebudget;
 mod sidecarset;
 mod statefulset;
 mod uniteddeployment;
+mod update;
 mod workloadspread;
 
 pub mod common;
@@ -17,6 +18,7 @@ pub mod common;
 pub use cloneset::validate_cloneset_spec;
 pub use daemonset::validate_daemonset_spec;
 pub use statefulset::validate_statefulset_spec;
+pub use update::ValidatedUpdate;
 
 use crate::field::FieldError;
 
