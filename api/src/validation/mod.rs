@@ -4,6 +4,7 @@
 mod cloneset;
 mod daemonset;
 mod federation;
+mod hub;
 mod images;
 mod jobs;
 mod podunavailablebudget;

@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::*;
-use super::uniteddeployment::validate_cluster_targets;
+use super::hub::validate_cluster_targets;
 use super::Validated;
 use crate::apps::v1alpha1::workloadspread::{self as ws, WorkloadSpread};
 use crate::field::{FieldError, Path};
