@@ -22,7 +22,11 @@ pub(crate) fn validate_waves(
             "waves and manualUpdate.partitions are mutually exclusive",
         ));
     }
-    let unit = waves.unit.as_deref().unwrap_or(ud::WAVE_UNIT_SUBSET);
+    let unit = waves
+        .unit
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .unwrap_or(ud::WAVE_UNIT_SUBSET);
     let units = [ud::WAVE_UNIT_SUBSET, ud::WAVE_UNIT_CLUSTER];
     if !units.contains(&unit) {
         errs.push(FieldError::not_supported(path.child("unit"), unit, &units));

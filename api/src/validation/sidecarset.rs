@@ -54,6 +54,7 @@ impl Validated for SidecarSet {
             .update_strategy
             .as_ref()
             .and_then(|s| s.type_.as_deref())
+            .filter(|v| !v.is_empty())
             .unwrap_or(ss::ROLLING_UPDATE)
             == ss::ROLLING_UPDATE;
         let mut names = BTreeSet::new();

@@ -49,6 +49,7 @@ fn validate_spec(spec: &UnitedDeploymentSpec, path: &Path) -> Vec<FieldError> {
         .schedule_strategy
         .as_ref()
         .and_then(|s| s.type_.as_deref())
+        .filter(|v| !v.is_empty())
         .unwrap_or(ud::FIXED);
     errs.extend(validate_subsets(
         subsets,

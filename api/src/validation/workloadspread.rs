@@ -132,7 +132,11 @@ impl Validated for WorkloadSpread {
         ));
         if let Some(schedule) = &spec.schedule_strategy {
             let p = path.child("scheduleStrategy");
-            let t = schedule.type_.as_deref().unwrap_or(ws::FIXED);
+            let t = schedule
+                .type_
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .unwrap_or(ws::FIXED);
             if t != ws::FIXED && t != ws::ADAPTIVE {
                 errs.push(FieldError::not_supported(
                     p.child("type"),
