@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod errors;
 pub mod gc;
 pub mod http;
+pub mod jsonpath;
 pub mod kubeconfig;
 pub mod local;
 pub mod metadata;

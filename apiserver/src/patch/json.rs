@@ -78,10 +78,26 @@ fn test(doc: &Value, raw: &Value) -> Result<(), String> {
             }
         }
     };
-    if actual.unwrap_or(&Value::Null) == expected {
+    if go_equal(actual.unwrap_or(&Value::Null), expected) {
         Ok(())
     } else {
         Err(format!("testing value {path} failed: test failed"))
+    }
+}
+
+/// JSON equality as Go sees it after decoding: every number is a float64, so `1 == 1.0`.
+fn go_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| go_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| go_equal(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -165,6 +181,11 @@ mod tests {
             (
                 "test whole document",
                 r#"[{"op":"test","path":"","value":{"a":1}}]"#,
+                Value::Null,
+            ),
+            (
+                "numbers compare as floats",
+                r#"[{"op":"test","path":"/a","value":1.0}]"#,
                 Value::Null,
             ),
         ];

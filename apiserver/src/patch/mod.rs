@@ -5,6 +5,9 @@
 
 mod apply;
 mod json;
+mod openapi;
+#[cfg(test)]
+mod property_tests;
 mod schema;
 mod strategic;
 
@@ -12,6 +15,7 @@ use serde_json::Value;
 
 pub use apply::apply_patch;
 pub use json::{json_patch, MAX_JSON_PATCH_OPERATIONS};
+pub use openapi::OpenApiPatchSchema;
 pub use schema::{BuiltinPatchSchema, ListStrategy, NoMergeKeys, PatchSchema};
 pub use strategic::strategic_merge_patch;
 

@@ -105,6 +105,59 @@ fn kubectl_apply_changing_one_env_var() {
 }
 
 #[test]
+fn kubectl_apply_adding_and_removing_containers() {
+    let schema = BuiltinPatchSchema::new("Deployment", "apps");
+    let mut doc = deployment();
+    doc["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .expect("containers")
+        .push(json!({"name": "old", "image": "old:1"}));
+    let cases: Vec<(&str, Value, Value)> = vec![
+        (
+            "remove a container: the deletion follows the order directive",
+            json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "nginx"}],
+                "containers": [{"name": "old", "$patch": "delete"}]}}}}),
+            json!(["nginx"]),
+        ),
+        (
+            "add a container between existing ones",
+            json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "nginx"}, {"name": "new"}, {"name": "old"}],
+                "containers": [{"name": "new", "image": "new:1"}]}}}}),
+            json!(["nginx", "new", "old"]),
+        ),
+        (
+            "reorder only",
+            json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "old"}, {"name": "nginx"}]}}}}),
+            json!(["old", "nginx"]),
+        ),
+    ];
+    for (name, patch, want) in cases {
+        let got = smp(&doc, &patch, &schema).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let names: Vec<Value> = containers(&got)
+            .as_array()
+            .expect("containers")
+            .iter()
+            .map(|c| c["name"].clone())
+            .collect();
+        assert_eq!(Value::Array(names), want, "{name}");
+        let nginx = containers(&got)
+            .as_array()
+            .expect("containers")
+            .iter()
+            .find(|c| c["name"] == "nginx")
+            .expect("nginx kept");
+        assert_eq!(
+            nginx["ports"],
+            json!([{"containerPort": 80, "protocol": "TCP"}]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn apimachinery_cases() {
     let cases: Vec<(&str, Value, Value, Value)> = vec![
         (

@@ -24,7 +24,10 @@ impl FieldSelector {
     /// Parses a field selector string; the empty string selects everything.
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut terms = Vec::new();
-        for part in split_terms(s) {
+        // like apimachinery, terms are kept in sorted order of their text
+        let mut parts = split_terms(s);
+        parts.sort_unstable();
+        for part in parts {
             if part.is_empty() {
                 continue;
             }
@@ -56,7 +59,7 @@ impl FieldSelector {
         self.terms.iter().map(|t| t.field.as_str()).collect()
     }
 
-    /// The terms in input order.
+    /// The terms, sorted by their text as apimachinery keeps them.
     pub fn terms(&self) -> &[FieldTerm] {
         &self.terms
     }
@@ -73,6 +76,14 @@ impl FieldSelector {
             .iter()
             .find(|t| t.field == field && !t.negated)
             .map(|t| t.value.as_str())
+    }
+}
+
+impl std::str::FromStr for FieldSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
     }
 }
 
@@ -135,9 +146,11 @@ fn unescape_value(s: &str) -> Result<String, String> {
                 }
                 None => return Err("invalid field selector: invalid escape sequence: \\".into()),
             },
+            // Go prints the rune with %v, i.e. as its code point
             ',' | '=' => {
                 return Err(format!(
-                    "invalid field selector: unescaped character in value: {c}"
+                    "invalid field selector: unescaped character in value: {}",
+                    u32::from(c)
                 ))
             }
             c => out.push(c),
@@ -175,9 +188,10 @@ mod tests {
             ("status.phase!=Failed", "status.phase!=Failed", vec!["status.phase"]),
             (
                 "involvedObject.name=web,involvedObject.namespace=default,involvedObject.kind=Deployment",
-                "involvedObject.name=web,involvedObject.namespace=default,involvedObject.kind=Deployment",
-                vec!["involvedObject.name", "involvedObject.namespace", "involvedObject.kind"],
+                "involvedObject.kind=Deployment,involvedObject.name=web,involvedObject.namespace=default",
+                vec!["involvedObject.kind", "involvedObject.name", "involvedObject.namespace"],
             ),
+            ("b=1,a!=2", "a!=2,b=1", vec!["a", "b"]),
             (r"spec.nodeName=node\,1", r"spec.nodeName=node\,1", vec!["spec.nodeName"]),
             (r"a=x\=y\\z", r"a=x\=y\\z", vec!["a"]),
             ("a=b,,c=d,", "a=b,c=d", vec!["a", "c"]),
@@ -198,10 +212,13 @@ mod tests {
                 "metadata.name",
                 "invalid selector: 'metadata.name'; can't understand 'metadata.name'",
             ),
-            ("a=b,c", "can't understand 'c'"),
+            ("a=b,c", "invalid selector: 'a=b,c'; can't understand 'c'"),
             (r"a=b\x", "invalid escape sequence: \\x"),
             (r"a=b\", "invalid escape sequence: \\"),
-            ("a=b=c", "unescaped character in value: ="),
+            (
+                "a=b=c",
+                "invalid field selector: unescaped character in value: 61",
+            ),
         ];
         for (input, want) in cases {
             let err = FieldSelector::parse(input).expect_err(input);
@@ -235,5 +252,7 @@ mod tests {
         assert_eq!(sel.required_value("metadata.name"), Some("b"));
         assert_eq!(sel.required_value("metadata.namespace"), None);
         assert!(sel.terms()[0].negated);
+        let parsed: FieldSelector = "a=b".parse().expect("from_str");
+        assert_eq!(parsed.required_value("a"), Some("b"));
     }
 }

@@ -42,41 +42,55 @@ pub struct Requirement {
 impl Requirement {
     /// Builds a requirement, validating key, values and their count as Kubernetes does.
     pub fn new(key: &str, operator: Operator, values: Vec<String>) -> Result<Self, String> {
-        let errs = label_key_errors(key);
-        if !errs.is_empty() {
-            return Err(format!("key: Invalid value: {key:?}: {}", errs.join("; ")));
+        let mut errs = Vec::new();
+        let key_errs = label_key_errors(key);
+        if !key_errs.is_empty() {
+            errs.push(format!(
+                "key: Invalid value: {key:?}: {}",
+                key_errs.join("; ")
+            ));
         }
-        let invalid = |msg: &str| Err(format!("values: Invalid value: {values:?}: {msg}"));
+        let list = go_string_slice(&values);
+        let mut invalid = |msg: &str| errs.push(format!("values: Invalid value: {list}: {msg}"));
         match operator {
             Operator::In | Operator::NotIn if values.is_empty() => {
-                return invalid("for 'in', 'notin' operators, values set can't be empty")
+                invalid("for 'in', 'notin' operators, values set can't be empty")
             }
             Operator::Equals | Operator::DoubleEquals | Operator::NotEquals
                 if values.len() != 1 =>
             {
-                return invalid("exact-match compatibility requires one single value")
+                invalid("exact-match compatibility requires one single value")
             }
             Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
-                return invalid("values set must be empty for exists and does not exist")
+                invalid("values set must be empty for exists and does not exist")
             }
             Operator::GreaterThan | Operator::LessThan => {
                 if values.len() != 1 {
-                    return invalid("for 'Gt', 'Lt' operators, exactly one value is required");
+                    invalid("for 'Gt', 'Lt' operators, exactly one value is required");
                 }
-                if values[0].parse::<i64>().is_err() {
-                    return invalid("for 'Gt', 'Lt' operators, the value must be an integer");
+                for (i, v) in values.iter().enumerate() {
+                    if v.parse::<i64>().is_err() {
+                        errs.push(format!(
+                            "values[{i}]: Invalid value: {v:?}: for 'Gt', 'Lt' operators, the value must be an integer"
+                        ));
+                    }
                 }
             }
             _ => {}
         }
         for (i, v) in values.iter().enumerate() {
-            let errs = label_value_errors(v);
-            if !errs.is_empty() {
-                return Err(format!(
-                    "values[{i}]: Invalid value: {v:?}: {}",
-                    errs.join("; ")
+            let value_errs = label_value_errors(v);
+            if !value_errs.is_empty() {
+                errs.push(format!(
+                    "values[{i}][{key}]: Invalid value: {v:?}: {}",
+                    value_errs.join("; ")
                 ));
             }
+        }
+        match errs.len() {
+            0 => {}
+            1 => return Err(errs.remove(0)),
+            _ => return Err(format!("[{}]", errs.join(", "))),
         }
         let mut values = values;
         values.sort();
@@ -263,6 +277,14 @@ fn expression(expr: &Value) -> Result<Requirement, String> {
     Requirement::new(key, operator, values)
 }
 
+impl std::str::FromStr for LabelSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, r) in self.requirements.iter().enumerate() {
@@ -396,35 +418,37 @@ impl Parser {
     fn parse(&mut self) -> Result<Vec<Requirement>, String> {
         let mut requirements = Vec::new();
         loop {
-            match self.peek() {
-                Token::Identifier(_) | Token::Bang => {
-                    requirements.push(self.requirement()?);
-                    match self.next() {
-                        Token::End => return Ok(requirements),
-                        Token::Comma => {
-                            let t = self.peek();
-                            if t.as_value().is_none() && *t != Token::Bang {
-                                return Err(format!(
-                                    "found '{}', expected: identifier after ','",
-                                    t.literal()
-                                ));
-                            }
-                        }
-                        t => {
+            let t = self.peek();
+            if t.as_value().is_some() || *t == Token::Bang {
+                let r = self
+                    .requirement()
+                    .map_err(|e| format!("unable to parse requirement: {e}"))?;
+                requirements.push(r);
+                match self.next() {
+                    Token::End => return Ok(requirements),
+                    Token::Comma => {
+                        let t = self.peek();
+                        if t.as_value().is_none() && *t != Token::Bang {
                             return Err(format!(
-                                "found '{}', expected: ',' or 'end of string'",
+                                "found '{}', expected: identifier after ','",
                                 t.literal()
-                            ))
+                            ));
                         }
                     }
+                    t => {
+                        return Err(format!(
+                            "found '{}', expected: ',' or 'end of string'",
+                            t.literal()
+                        ))
+                    }
                 }
-                Token::End => return Ok(requirements),
-                t => {
-                    return Err(format!(
-                        "found '{}', expected: !, identifier, or 'end of string'",
-                        t.literal()
-                    ))
-                }
+            } else if *t == Token::End {
+                return Ok(requirements);
+            } else {
+                return Err(format!(
+                    "found '{}', expected: !, identifier, or 'end of string'",
+                    t.literal()
+                ));
             }
         }
     }
@@ -435,16 +459,22 @@ impl Parser {
         if negated {
             token = self.next();
         }
-        let key = match token.as_value() {
-            Some(k) if matches!(token, Token::Identifier(_)) || negated => k.to_string(),
-            _ => return Err(format!("found '{}', expected: identifier", token.literal())),
+        let Some(key) = token.as_value().map(str::to_string) else {
+            return Err(format!("found '{}', expected: identifier", token.literal()));
         };
-        let wrap = |e: String| format!("unable to parse requirement: {e}");
+        // the key is checked before the operator, with no field path (Go prints `<nil>`)
+        let key_errs = label_key_errors(&key);
+        if !key_errs.is_empty() {
+            return Err(format!(
+                "<nil>: Invalid value: {key:?}: {}",
+                key_errs.join("; ")
+            ));
+        }
         if negated {
-            return Requirement::new(&key, Operator::DoesNotExist, Vec::new()).map_err(wrap);
+            return Requirement::new(&key, Operator::DoesNotExist, Vec::new());
         }
         if matches!(self.peek(), Token::End | Token::Comma) {
-            return Requirement::new(&key, Operator::Exists, Vec::new()).map_err(wrap);
+            return Requirement::new(&key, Operator::Exists, Vec::new());
         }
         let operator = match self.next() {
             Token::In => Operator::In,
@@ -465,7 +495,7 @@ impl Parser {
             Operator::In | Operator::NotIn => self.value_set()?,
             _ => vec![self.exact_value()?],
         };
-        Requirement::new(&key, operator, values).map_err(wrap)
+        Requirement::new(&key, operator, values)
     }
 
     fn exact_value(&mut self) -> Result<String, String> {
@@ -481,43 +511,66 @@ impl Parser {
     fn value_set(&mut self) -> Result<Vec<String>, String> {
         let t = self.next();
         if t != Token::OpenPar {
-            return Err(format!("found '{}', expected: '('", t.literal()));
+            return Err(format!("found '{}' expected: '('", t.literal()));
         }
-        if *self.peek() == Token::ClosedPar {
+        let t = self.peek();
+        if t.as_value().is_some() || *t == Token::Comma {
+            let values = self.identifiers()?;
+            self.next(); // the `)` that ended the list
+            Ok(values)
+        } else if *t == Token::ClosedPar {
+            // `()` is the set holding the empty value
             self.next();
-            return Ok(Vec::new());
+            Ok(vec![String::new()])
+        } else {
+            Err(format!(
+                "found '{}', expected: ',', ')' or identifier",
+                t.literal()
+            ))
         }
+    }
+
+    /// A comma-separated list of possibly empty values, up to (not including) the `)`.
+    fn identifiers(&mut self) -> Result<Vec<String>, String> {
         let mut values = Vec::new();
         loop {
             let t = self.next();
             if let Some(v) = t.as_value() {
                 values.push(v.to_string());
-                match self.next() {
-                    Token::Comma => {
-                        if *self.peek() == Token::ClosedPar {
-                            self.next();
-                            values.push(String::new());
-                            return Ok(values);
-                        }
-                    }
+                match self.peek() {
+                    Token::Comma => continue,
                     Token::ClosedPar => return Ok(values),
                     t => return Err(format!("found '{}', expected: ',' or ')'", t.literal())),
                 }
             } else if t == Token::Comma {
-                // `(,a)`, `(a,,b)` and `(a,)` hold the empty value
-                values.push(String::new());
-                if *self.peek() == Token::ClosedPar {
-                    self.next();
-                    return Ok(values);
+                if values.is_empty() {
+                    values.push(String::new());
+                }
+                match self.peek() {
+                    Token::ClosedPar => {
+                        values.push(String::new());
+                        return Ok(values);
+                    }
+                    Token::Comma => {
+                        self.next();
+                        values.push(String::new());
+                    }
+                    _ => {}
                 }
             } else {
                 return Err(format!(
-                    "found '{}', expected: ',', ')' or identifier",
+                    "found '{}', expected: ',', or identifier",
                     t.literal()
                 ));
             }
         }
     }
+}
+
+/// A string list as Go's `%#v` prints a `[]string`, for messages matching Kubernetes'.
+fn go_string_slice(values: &[String]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
 }
 
 #[cfg(test)]

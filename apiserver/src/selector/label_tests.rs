@@ -34,6 +34,9 @@ fn parse_and_print() {
         ("a in (x,)", "a in (,x)"),
         ("a=in", "a=in"),
         ("a notin (x),a", "a notin (x),a"),
+        ("in=a,notin", "in=a,notin"),
+        ("a in ()", "a in ()"),
+        ("a in (,,b)", "a in (,b)"),
     ];
     for (input, want) in cases {
         let sel = LabelSelector::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -46,42 +49,47 @@ fn parse_and_print() {
 #[test]
 fn parse_errors() {
     let cases: &[(&str, &str)] = &[
-        ("a in x", "found 'x', expected: '('"),
+        ("a in x", "unable to parse requirement: found 'x' expected: '('"),
         ("a in (x", "found '', expected: ',' or ')'"),
-        ("a in ()", "values set can't be empty"),
+        ("a in (x,", "found '', expected: ',', or identifier"),
+        ("a in (=", "found '=', expected: ',', ')' or identifier"),
+        ("a in (x,=)", "found '=', expected: ',', or identifier"),
         ("a=b c", "found 'c', expected: ',' or 'end of string'"),
         ("a=b,", "found '', expected: identifier after ','"),
-        (
-            ",a",
-            "found ',', expected: !, identifier, or 'end of string'",
-        ),
-        (
-            "=a",
-            "found '=', expected: !, identifier, or 'end of string'",
-        ),
+        (",a", "found ',', expected: !, identifier, or 'end of string'"),
+        ("=a", "found '=', expected: !, identifier, or 'end of string'"),
         ("a (b)", "found '(', expected: in, notin, =, ==, !=, gt, lt"),
         ("a=(b)", "found '(', expected: identifier"),
         ("a b", "found 'b', expected: in, notin, =, ==, !=, gt, lt"),
-        ("a>b", "the value must be an integer"),
+        (
+            "a>b",
+            "unable to parse requirement: values[0]: Invalid value: \"b\": for 'Gt', 'Lt' operators, the value must be an integer",
+        ),
         ("!", "found '', expected: identifier"),
-        (
-            "in=a",
-            "found 'in', expected: !, identifier, or 'end of string'",
-        ),
-        (
-            "a/b/c=d",
-            "unable to parse requirement: key: Invalid value: \"a/b/c\"",
-        ),
-        (
-            "a=-b",
-            "unable to parse requirement: values[0]: Invalid value: \"-b\"",
-        ),
-        ("-a", "name part must consist of alphanumeric characters"),
+        ("a/b/c=d", "unable to parse requirement: <nil>: Invalid value: \"a/b/c\""),
+        ("-a in x", "unable to parse requirement: <nil>: Invalid value: \"-a\": name part must consist of"),
+        ("a=-b", "unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be"),
         ("!a=b", "found '=', expected: ',' or 'end of string'"),
     ];
     for (input, want) in cases {
         let err = LabelSelector::parse(input).expect_err(input);
         assert!(err.contains(want), "{input:?}: got {err:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn requirement_errors_aggregate_like_kubernetes() {
+    let cases: Vec<(&str, Operator, Vec<&str>, &str)> = vec![
+        ("a", Operator::In, vec![], "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"),
+        ("a", Operator::Equals, vec!["x", "y"], "values: Invalid value: []string{\"x\", \"y\"}: exact-match compatibility requires one single value"),
+        ("a", Operator::Exists, vec!["x"], "values set must be empty for exists and does not exist"),
+        ("a", Operator::LessThan, vec!["1", "2"], "exactly one value is required"),
+        ("-k", Operator::In, vec![], "[key: Invalid value: \"-k\": "),
+    ];
+    for (key, op, values, want) in cases {
+        let values = values.into_iter().map(str::to_string).collect();
+        let err = Requirement::new(key, op, values).expect_err(key);
+        assert!(err.contains(want), "{key} {op:?}: {err}");
     }
 }
 
@@ -177,4 +185,61 @@ fn requirement_accessors() {
     assert_eq!(reqs[1].key(), "b");
     assert_eq!(reqs[1].operator(), Operator::In);
     assert_eq!(reqs[1].values(), ["1".to_string(), "2".to_string()]);
+    let parsed: LabelSelector = "b in (2,1),a".parse().expect("from_str");
+    assert_eq!(parsed, sel);
+}
+
+#[test]
+fn printed_selectors_reparse_to_the_same_matcher() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    const KEYS: [&str; 3] = ["a", "b", "app.kubernetes.io/name"];
+    const VALUES: [&str; 4] = ["x", "y", "", "1"];
+    const OPS: [Operator; 9] = [
+        Operator::Equals,
+        Operator::DoubleEquals,
+        Operator::NotEquals,
+        Operator::In,
+        Operator::NotIn,
+        Operator::Exists,
+        Operator::DoesNotExist,
+        Operator::GreaterThan,
+        Operator::LessThan,
+    ];
+    let mut rng = StdRng::seed_from_u64(5);
+    for _ in 0..300 {
+        let mut requirements = Vec::new();
+        for _ in 0..rng.random_range(0..4) {
+            let key = KEYS[rng.random_range(0..KEYS.len())];
+            let op = OPS[rng.random_range(0..OPS.len())];
+            let values: Vec<String> = match op {
+                Operator::Exists | Operator::DoesNotExist => vec![],
+                Operator::GreaterThan | Operator::LessThan => {
+                    vec![rng.random_range(0..3).to_string()]
+                }
+                Operator::In | Operator::NotIn => (0..rng.random_range(1..3))
+                    .map(|_| VALUES[rng.random_range(0..VALUES.len())].to_string())
+                    .collect(),
+                _ => vec![VALUES[rng.random_range(0..VALUES.len())].to_string()],
+            };
+            requirements.push(Requirement::new(key, op, values).expect("valid requirement"));
+        }
+        let text = requirements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let parsed = LabelSelector::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        for _ in 0..10 {
+            let mut set = BTreeMap::new();
+            for key in KEYS {
+                if rng.random_bool(0.6) {
+                    let v = VALUES[rng.random_range(0..VALUES.len())];
+                    set.insert(key.to_string(), v.to_string());
+                }
+            }
+            let direct = requirements.iter().all(|r| r.matches(&set));
+            assert_eq!(parsed.matches(&set), direct, "{text:?} on {set:?}");
+        }
+    }
 }

@@ -69,17 +69,10 @@ pub enum StoreError {
     AlreadyExists { key: String },
     /// The key's mod revision is not the expected one (optimistic concurrency).
     #[error("key {key} was modified: expected revision {expected}, found {actual}")]
-    Conflict {
-        key: String,
-        expected: Revision,
-        actual: Revision,
-    },
+    Conflict { key: String, expected: Revision, actual: Revision },
     /// The requested revision is no longer available (compacted or outside the kept history).
     #[error("too old resource version: {requested} ({oldest})")]
-    Compacted {
-        requested: Revision,
-        oldest: Revision,
-    },
+    Compacted { requested: Revision, oldest: Revision },
     #[error("store unavailable: {message}")]
     Unavailable { message: String },
     #[error("store internal error: {message}")]
@@ -131,12 +124,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError>;
 
     /// Replaces `key` if its mod revision is `expected`; `Conflict` otherwise, `NotFound` if absent.
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        expected: Revision,
-    ) -> Result<KeyValue, StoreError>;
+    async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<KeyValue, StoreError>;
 
     /// Deletes `key` (only if its mod revision is `expected`, when given). Returns the last value
     /// with `mod_revision` set to the revision of the delete.
