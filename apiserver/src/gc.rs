@@ -342,7 +342,11 @@ impl GarbageCollector {
         Ok(changed)
     }
 
-    /// Runs passes after store changes (debounced) and every resync interval, forever.
+    /// Runs passes after relevant store changes (debounced) and every resync interval, forever.
+    ///
+    /// A pass reads every object, so passes are triggered only by changes that can give the
+    /// collector work (deletions, objects being deleted, namespaces) and are spaced by a multiple
+    /// of the last pass's duration: a busy cluster's status updates never keep it scanning.
     pub async fn run(self: Arc<Self>) {
         let store = self.client.state().store.clone();
         loop {
@@ -359,7 +363,10 @@ impl GarbageCollector {
             // number of times so an action that keeps failing cannot spin.
             let mut immediate = 0;
             loop {
-                match self.pass().await {
+                let started = tokio::time::Instant::now();
+                let result = self.pass().await;
+                let took = started.elapsed();
+                match result {
                     Ok(true) if immediate < 10 => {
                         immediate += 1;
                         continue;
@@ -368,21 +375,43 @@ impl GarbageCollector {
                     Err(err) => warn!(error = %err, "garbage collection pass failed"),
                 }
                 immediate = 0;
-                let next = tokio::time::timeout(self.resync, events.next()).await;
-                match next {
-                    Ok(Some(Ok(_))) | Err(_) => {
-                        // Let a burst of writes settle before looking again.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        while let Ok(Some(Ok(_))) =
-                            tokio::time::timeout(Duration::from_millis(1), events.next()).await
-                        {
+                // Wait for a change that matters, or the resync.
+                let deadline = tokio::time::Instant::now() + self.resync;
+                let mut closed = false;
+                loop {
+                    match tokio::time::timeout_at(deadline, events.next()).await {
+                        Ok(Some(Ok(ev))) if matters(&ev) => break,
+                        Ok(Some(Ok(_))) => continue,
+                        Ok(Some(Err(_))) | Ok(None) => {
+                            closed = true;
+                            break;
                         }
+                        Err(_) => break,
                     }
-                    Ok(Some(Err(_))) | Ok(None) => break,
                 }
+                if closed {
+                    break;
+                }
+                // Let a burst settle, and keep passes to a small share of the time.
+                tokio::time::sleep((took * 4).max(Duration::from_millis(100))).await;
             }
         }
     }
+}
+
+/// Whether a store change can give the collector work: a deletion, an object marked for
+/// deletion (finalizers to process), or a namespace change.
+fn matters(ev: &crate::store::WatchEvent) -> bool {
+    if ev.kind == crate::store::EventKind::Delete
+        || ev.kv.key.starts_with("/registry/core/namespaces/")
+    {
+        return true;
+    }
+    // A cheap byte search before parsing: most writes are status updates of live objects.
+    let bytes = &ev.kv.value;
+    bytes
+        .windows(b"deletionTimestamp".len())
+        .any(|w| w == b"deletionTimestamp")
 }
 
 #[cfg(test)]
