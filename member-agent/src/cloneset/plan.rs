@@ -192,9 +192,9 @@ fn refresh(s: &Settings, pod: &Pod, now: Timestamp, out: &mut Plan) -> Vec<Refre
     let in_update = inplace::state(pod).is_some();
     let completed = inplace::is_completed(pod);
     if inplace::has_readiness_gate(pod) {
-        if in_update && completed && cond != Some(true) {
-            steps.push(Refresh::SetInPlaceReady(true));
-        } else if !in_update && cond.is_none() {
+        let finished = in_update && completed && cond != Some(true);
+        let missing = !in_update && cond.is_none();
+        if finished || missing {
             steps.push(Refresh::SetInPlaceReady(true));
         }
     }
