@@ -24,6 +24,9 @@ use crate::events::EventRecorder;
 use crate::latency::LatencyModel;
 use plan::{NodeInfo, Resources};
 
+/// Bindings sent to the API server at once.
+const BIND_CONCURRENCY: usize = 32;
+
 /// Name pods use to ask for this scheduler.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
@@ -93,7 +96,7 @@ pub async fn run(client: Client, model: LatencyModel) {
     }
     let recorder = EventRecorder::new(client.clone(), SCHEDULER_NAME, None);
     // Pods bound by this scheduler whose binding the pod cache has not shown yet.
-    let mut assumed: HashMap<String, (String, Resources)> = HashMap::new();
+    let mut assumed: HashMap<String, (String, Resources, Option<String>)> = HashMap::new();
     let mut verdicts: HashMap<String, Verdict> = HashMap::new();
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), notify.notified()).await;
@@ -109,9 +112,13 @@ pub async fn run(client: Client, model: LatencyModel) {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let mut spread = plan::Spread::default();
         for p in &all_pods {
             if let Some(i) = is_active_on_node(p).and_then(|n| index.get(n)) {
                 infos[*i].requested += plan::pod_requests(p);
+                if let Some(owner) = plan::owner_of(p) {
+                    spread.add(&owner, &infos[*i]);
+                }
             }
             if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
                 assumed.remove(&p.uid().unwrap_or_default());
@@ -121,9 +128,12 @@ pub async fn run(client: Client, model: LatencyModel) {
             all_pods.iter().filter_map(|p| p.uid()).collect();
         assumed.retain(|uid, _| live.contains(uid));
         verdicts.retain(|uid, _| live.contains(uid));
-        for (node, req) in assumed.values() {
+        for (node, req, owner) in assumed.values() {
             if let Some(i) = index.get(node) {
                 infos[*i].requested += *req;
+                if let Some(owner) = owner {
+                    spread.add(owner, &infos[*i]);
+                }
             }
         }
 
@@ -139,25 +149,24 @@ pub async fn run(client: Client, model: LatencyModel) {
         });
         let now = Timestamp::now();
         let delay = model.schedule_delay();
+        let mut binds: Vec<(std::sync::Arc<Pod>, String)> = Vec::new();
         for pod in pending {
             if pod.creation_timestamp().is_some_and(|t| t.0 + delay > now) {
                 continue;
             }
             let uid = pod.uid().unwrap_or_default();
-            match plan::schedule(pod, &infos) {
+            match plan::schedule(pod, &infos, &spread) {
                 Ok(node) => {
-                    if bind(&client, pod, &node).await {
-                        let req = plan::pod_requests(pod);
-                        infos[index[&node]].requested += req;
-                        assumed.insert(uid.clone(), (node.clone(), req));
-                        verdicts.remove(&uid);
-                        let msg = format!(
-                            "Successfully assigned {}/{} to {node}",
-                            pod.namespace().unwrap_or_default(),
-                            pod.name_any()
-                        );
-                        recorder.pod_event(pod, false, "Scheduled", &msg).await;
+                    // Assume the binding now so the next decisions see the node's new load.
+                    let req = plan::pod_requests(pod);
+                    let owner = plan::owner_of(pod);
+                    infos[index[&node]].requested += req;
+                    if let Some(owner) = &owner {
+                        spread.add(owner, &infos[index[&node]]);
                     }
+                    assumed.insert(uid.clone(), (node.clone(), req, owner));
+                    verdicts.remove(&uid);
+                    binds.push((pod.clone(), node));
                 }
                 Err(message) => {
                     let repeat = verdicts.get(&uid).is_some_and(|v| {
@@ -167,9 +176,7 @@ pub async fn run(client: Client, model: LatencyModel) {
                     });
                     if !repeat {
                         mark_unschedulable(&client, pod, &message, now).await;
-                        recorder
-                            .pod_event(pod, true, "FailedScheduling", &message)
-                            .await;
+                        recorder.emit(pod, true, "FailedScheduling", &message);
                         verdicts.insert(
                             uid,
                             Verdict {
@@ -179,6 +186,37 @@ pub async fn run(client: Client, model: LatencyModel) {
                         );
                     }
                 }
+            }
+        }
+        let results: Vec<(std::sync::Arc<Pod>, String, bool)> = futures::stream::iter(binds)
+            .map(|(pod, node)| {
+                let client = client.clone();
+                async move {
+                    let ok = bind(&client, &pod, &node).await;
+                    (pod, node, ok)
+                }
+            })
+            .buffer_unordered(BIND_CONCURRENCY)
+            .collect()
+            .await;
+        if !results.is_empty() {
+            tracing::debug!(
+                bound = results.iter().filter(|r| r.2).count(),
+                failed = results.iter().filter(|r| !r.2).count(),
+                "scheduling round"
+            );
+        }
+        for (pod, node, ok) in results {
+            if ok {
+                let msg = format!(
+                    "Successfully assigned {}/{} to {node}",
+                    pod.namespace().unwrap_or_default(),
+                    pod.name_any()
+                );
+                recorder.emit(&pod, false, "Scheduled", &msg);
+            } else {
+                // Retried next round from a fresh view.
+                assumed.remove(&pod.uid().unwrap_or_default());
             }
         }
     }
