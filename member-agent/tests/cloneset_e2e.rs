@@ -349,9 +349,11 @@ async fn non_image_change_recreates_or_is_refused_under_in_place_only() -> anyho
         container_port: 8080,
         ..Default::default()
     }]);
+    let ports_patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "main",
+        "image": "example.com/app:v1", "ports": [{"containerPort": 8080}]}]}}}});
     match env
         .clonesets()
-        .replace("strict", &PostParams::default(), &changed)
+        .patch("strict", &PatchParams::default(), &merge(ports_patch))
         .await
     {
         Err(kube::Error::Api(s)) => assert!(s.message.contains(want), "{}", s.message),
