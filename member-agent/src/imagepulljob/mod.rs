@@ -33,6 +33,9 @@ pub const PROTECTION_FINALIZER: &str = "apps.kruise.io/deletion-protection";
 /// Feature gate of the image pre-download controllers.
 pub const IMAGE_PULL_JOB_GATE: &str = "ImagePullJobGate";
 
+/// NodeImage writes in flight at once within one reconcile.
+const WRITE_CONCURRENCY: usize = 16;
+
 /// How often a running job re-reads node and pod changes that do not wake it.
 const RUNNING_RESYNC: Duration = Duration::from_secs(2);
 
@@ -197,11 +200,17 @@ async fn reconcile_inner(job: &ImagePullJob, ctx: &Context) -> Result<Action, Er
     let new_status = status::status(job, &progress, now);
     if new_status.completion_time.is_none() {
         let next = plan::next_nodes(plan::parallelism(&job.spec.template), &progress);
+        let mut writes = Vec::new();
         for node in &next {
-            if let Some(ni) = node_images.get(node) {
-                apply::add_tag(ctx, &key, job, ni, &image, now).await?;
+            if let Some(ni) = node_images.get(node).cloned() {
+                writes.push(add_tag_owned(ctx, key.clone(), job, ni, image.clone(), now));
             }
         }
+        let results: Vec<Result<(), Error>> = futures::stream::iter(writes)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, Error>>()?;
     }
     if status::differs(job.status.as_ref(), &new_status) {
         apply::write_status(ctx, job, &new_status).await?;
@@ -218,6 +227,17 @@ async fn reconcile_inner(job: &ImagePullJob, ctx: &Context) -> Result<Action, Er
         requeue = requeue.min(Duration::from_secs_f64(left.max(0.1)));
     }
     Ok(Action::requeue(requeue))
+}
+
+async fn add_tag_owned(
+    ctx: &Context,
+    key: String,
+    job: &ImagePullJob,
+    ni: Arc<NodeImage>,
+    image: plan::ImageRef,
+    now: Timestamp,
+) -> Result<(), Error> {
+    apply::add_tag(ctx, &key, job, &ni, &image, now).await
 }
 
 /// Requeue policy on errors.
