@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod nodeimage;
 pub mod ordering;
+pub mod podpatch;
 pub mod pods;
 pub mod revision;
 pub mod selector;
