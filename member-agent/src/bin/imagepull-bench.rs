@@ -169,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
         Command::new(bin("kruise-agent")?)
             .env("KUBECONFIG", &kubeconfig)
             .env("KRUISE_AGENT_LOG", "info")
-            .args(["--metrics-addr", "127.0.0.1:0"]),
+            // One agent: no lease to lose while the machine is busy pulling on every node.
+            .args(["--metrics-addr", "127.0.0.1:0", "--leader-elect", "false"]),
         dir.join("agent.log"),
     )?;
     let daemon = bin("kruise-daemon")?;
