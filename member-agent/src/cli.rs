@@ -8,7 +8,13 @@ use clap::{Args as ClapArgs, Parser};
 use crate::gates::FeatureGates;
 
 /// Controllers the agent can run, by `--controllers` name.
-pub const CONTROLLERS: &[&str] = &["cloneset"];
+pub const CONTROLLERS: &[&str] = &[
+    "cloneset",
+    "nodeimage",
+    "imagepulljob",
+    "imagelistpulljob",
+    "containerrecreaterequest",
+];
 
 /// kruise-agent: OpenKruise controllers and admission webhooks for one cluster.
 ///
@@ -47,7 +53,8 @@ pub struct ClientArgs {
 /// Controller selection and tuning.
 #[derive(ClapArgs, Debug, Clone)]
 pub struct ControllerArgs {
-    /// Comma-separated controllers to run (`*` = all). Known: cloneset.
+    /// Comma-separated controllers to run (`*` = all). Known: cloneset, nodeimage, imagepulljob,
+    /// imagelistpulljob, containerrecreaterequest.
     #[arg(
         long,
         env = "KRUISE_AGENT_CONTROLLERS",
@@ -71,6 +78,14 @@ pub struct ControllerArgs {
         default_value_t = 30
     )]
     pub expectation_timeout_seconds: u64,
+    /// Seconds a ContainerRecreateRequest may stay without a phase before it fails with
+    /// "daemon has not responded for a long time" (upstream: 60).
+    #[arg(
+        long,
+        env = "KRUISE_AGENT_CRR_DAEMON_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    pub crr_daemon_timeout_seconds: u64,
 }
 
 /// Lease-based leader election.

@@ -25,7 +25,8 @@ const KNOWN: &[(&str, bool)] = &[
     ("PreDownloadImageForDaemonSetUpdate", false),
     ("CloneSetEventHandlerOptimization", false),
     ("PreparingUpdateAsUpdate", false),
-    ("ImagePullJobGate", false),
+    // On by default here (upstream: off) so image pre-download works without flags.
+    ("ImagePullJobGate", true),
     ("ResourceDistributionGate", false),
     ("DeletionProtectionForCRDCascadingGate", false),
     ("EnhancedLivenessProbe", false),

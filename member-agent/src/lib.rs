@@ -5,12 +5,15 @@
 
 pub mod cli;
 pub mod cloneset;
+pub mod crr;
 pub mod expectations;
 pub mod gates;
+pub mod imagepulljob;
 pub mod inplace;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
+pub mod nodeimage;
 pub mod ordering;
 pub mod podpatch;
 pub mod pods;

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kruise_agent::cli::{Args, ClientArgs, ControllerArgs, LeaderArgs, TelemetryArgs, WebhookArgs};
-use kruise_agent::cloneset::plan::INSTANCE_ID_LABEL;
 use kruise_agent::leader::{self, LeaseConfig};
 use kruise_agent::metrics::Metrics;
 use kruise_agent::telemetry::{self, Telemetry};
@@ -87,10 +86,7 @@ async fn start_webhook(
     let (pods, writer) = reflector::store::<Pod>();
     let stream = reflector::reflector(
         writer,
-        watcher(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(INSTANCE_ID_LABEL),
-        ),
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
     )
     .default_backoff()
     .touched_objects();
@@ -139,6 +135,7 @@ async fn run_controllers(
             wait_shutdown(shutdown.clone()),
         )));
     }
+    kruise_agent::imagepulljob::spawn_enabled(&client, args, &shutdown, &mut tasks);
     for t in tasks {
         if let Err(e) = t.await {
             error!(error = %e, "controller task failed");

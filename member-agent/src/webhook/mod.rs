@@ -129,6 +129,18 @@ pub const HANDLERS: &[Handler] = &[
         object_label: Some(crate::cloneset::plan::INSTANCE_ID_LABEL),
         admit: pod::mutate,
     },
+    Handler {
+        name: "mcontainerrecreaterequest.kb.io",
+        path: "/mutate-apps-kruise-io-containerrecreaterequest",
+        hook_type: HookType::Mutating,
+        group: "apps.kruise.io",
+        versions: &["v1alpha1"],
+        resource: "containerrecreaterequests",
+        operations: &["CREATE", "UPDATE"],
+        failure_policy: "Fail",
+        object_label: None,
+        admit: crate::crr::webhook::mutate,
+    },
 ];
 
 /// The verdict for one request: looks the path up in [`HANDLERS`].

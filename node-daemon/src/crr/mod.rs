@@ -138,6 +138,9 @@ impl Recreator {
             .as_ref()
             .and_then(|s| s.container_recreate_states.clone())
             .unwrap_or_else(|| plan::initial_states(&crr.spec));
+        if !self.wait_unready_grace(&api, &crr).await {
+            return;
+        }
         let mut base: Option<BTreeMap<String, String>> = None;
         let mut last_written: Option<ContainerRecreateRequestStatus> = None;
         loop {
@@ -219,6 +222,45 @@ impl Recreator {
                     .get_or_create(&OutcomeLabels { outcome })
                     .inc();
                 return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// With `unreadyGracePeriodSeconds`, waits until the agent has marked the pod not-ready
+    /// (annotation [`plan::UNREADY_ACQUIRED`]) and the grace period has passed since. False when
+    /// the request went away or was completed meanwhile.
+    async fn wait_unready_grace(
+        &self,
+        api: &Api<ContainerRecreateRequest>,
+        crr: &ContainerRecreateRequest,
+    ) -> bool {
+        let Some(grace) = crr
+            .spec
+            .strategy
+            .as_ref()
+            .and_then(|s| s.unready_grace_period_seconds)
+        else {
+            return true;
+        };
+        loop {
+            match api.get_opt(&crr.name_any()).await {
+                Ok(Some(c))
+                    if c.uid() == crr.uid()
+                        && c.status.as_ref().is_none_or(|s| s.phase != plan::COMPLETED) =>
+                {
+                    let acquired = c
+                        .annotations()
+                        .get(plan::UNREADY_ACQUIRED)
+                        .and_then(|t| t.parse::<Timestamp>().ok());
+                    if plan::unready_grace_passed(acquired, grace, Timestamp::now()) {
+                        return true;
+                    }
+                }
+                Ok(_) => return false,
+                Err(err) => {
+                    tracing::warn!(%err, crr = %crr.name_any(), "re-reading request failed")
+                }
             }
             tokio::time::sleep(POLL).await;
         }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::jiff::Timestamp;
+
 use kruise_api::apps::v1alpha1::containerrecreaterequest::{
     ContainerRecreateRequestContainerRecreateState as RecreateState, ContainerRecreateRequestSpec,
 };
@@ -33,6 +35,16 @@ pub struct Step {
 
 fn strip_runtime(id: &str) -> &str {
     id.split_once("://").map_or(id, |(_, rest)| rest)
+}
+
+/// Annotation the agent sets (an RFC 3339 time) once it marked the pod not-ready for a request
+/// with `unreadyGracePeriodSeconds`.
+pub const UNREADY_ACQUIRED: &str = "crr.apps.kruise.io/unready-acquired";
+
+/// Whether containers may be stopped: the pod was marked not-ready at `acquired` and `grace`
+/// seconds have passed since.
+pub fn unready_grace_passed(acquired: Option<Timestamp>, grace: i64, now: Timestamp) -> bool {
+    acquired.is_some_and(|t| now.duration_since(t).as_secs_f64() >= grace.max(0) as f64)
 }
 
 /// Initial per-container states, all Pending, in spec order.
@@ -142,6 +154,26 @@ pub fn step(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unready_grace_waits_for_the_agent_and_the_period() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let now = at("2026-01-01T00:00:05Z");
+        assert!(
+            !super::unready_grace_passed(None, 0, now),
+            "not acquired yet"
+        );
+        assert!(!super::unready_grace_passed(
+            Some(at("2026-01-01T00:00:03Z")),
+            3,
+            now
+        ));
+        assert!(super::unready_grace_passed(
+            Some(at("2026-01-01T00:00:02Z")),
+            3,
+            now
+        ));
+    }
+
     use super::*;
     use serde_json::json;
 
