@@ -52,7 +52,7 @@ pub enum CrdError {
 
 /// The Advanced StatefulSet CRD: v1alpha1 (served) and v1beta1 (served, storage), no conversion webhook.
 pub fn statefulset_crd() -> Result<CustomResourceDefinition, CrdError> {
-    let crd = merge_crds(
+    let mut crd = merge_crds(
         vec![apps::StatefulSet::crd(), v1beta1::StatefulSet::crd()],
         "v1beta1",
     )
@@ -60,6 +60,8 @@ pub fn statefulset_crd() -> Result<CustomResourceDefinition, CrdError> {
         kind: "StatefulSet",
         source,
     })?;
+    // Upstream lists versions oldest first; the order has no effect on version priority.
+    crd.spec.versions.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(normalize(crd))
 }
 
@@ -173,6 +175,7 @@ fn normalize(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
             continue;
         };
         normalize_node(&mut value);
+        add_type_meta(&mut value);
         validation.open_api_v3_schema = Some(serde_json::from_value(value).unwrap_or(schema));
     }
     crd
@@ -200,5 +203,33 @@ fn normalize_node(node: &mut Value) {
         if let Some(child) = obj.get_mut(key) {
             normalize_node(child);
         }
+    }
+}
+
+/// Declares `apiVersion`, `kind` and `metadata` at the root, as controller-gen does, so that
+/// `kubectl explain` lists them.
+fn add_type_meta(root: &mut Value) {
+    let Some(props) = root.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let fields = [
+        (
+            "apiVersion",
+            json!({
+                "description": "APIVersion defines the versioned schema of this representation of an object.",
+                "type": "string",
+            }),
+        ),
+        (
+            "kind",
+            json!({
+                "description": "Kind is a string value representing the REST resource this object represents.",
+                "type": "string",
+            }),
+        ),
+        ("metadata", json!({ "type": "object" })),
+    ];
+    for (name, schema) in fields {
+        props.entry(name).or_insert(schema);
     }
 }

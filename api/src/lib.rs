@@ -2,6 +2,9 @@
 //! with defaulting ([`Defaulted`]), validation ([`Validated`], reporting [`field::FieldError`]s) and
 //! CRD generation ([`member_crds`], [`hub_crds`]).
 
+// kube's `#[kube(printcolumn(..), shortname = .., derive = ..)]` repeats keys by design.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod apps;
 pub mod crd;
 pub mod defaults;

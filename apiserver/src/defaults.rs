@@ -44,6 +44,26 @@ fn default_container(container: &mut Value) {
     }
 }
 
+/// `type: RollingUpdate` with `rolling` parameters unless the strategy says otherwise.
+fn default_strategy(spec: &mut Map<String, Value>, field: &str, rolling: Value) {
+    let strategy = spec.entry(field).or_insert_with(|| json!({}));
+    if strategy.is_null() {
+        *strategy = json!({});
+    }
+    let Some(strategy) = strategy.as_object_mut() else {
+        return;
+    };
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        let params = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
+        if let (Some(params), Some(defaults)) = (params.as_object_mut(), rolling.as_object()) {
+            for (k, v) in defaults {
+                set_default(params, k, v.clone());
+            }
+        }
+    }
+}
+
 /// Defaults of a `PodSpec` (used for pods and pod templates).
 pub fn default_pod_spec(spec: &mut Value) {
     let Some(map) = spec.as_object_mut() else {
@@ -118,19 +138,23 @@ pub fn apply(kind: &str, obj: &mut Value) {
                 if kind == "Deployment" {
                     set_default(spec, "revisionHistoryLimit", json!(10));
                     set_default(spec, "progressDeadlineSeconds", json!(600));
-                    set_default(
+                    default_strategy(
                         spec,
                         "strategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                        json!({"maxUnavailable": "25%", "maxSurge": "25%"}),
                     );
                 }
                 if kind == "StatefulSet" {
                     set_default(spec, "podManagementPolicy", json!("OrderedReady"));
                     set_default(spec, "revisionHistoryLimit", json!(10));
-                    set_default(
+                    default_strategy(spec, "updateStrategy", json!({"partition": 0}));
+                }
+                if kind == "DaemonSet" {
+                    set_default(spec, "revisionHistoryLimit", json!(10));
+                    default_strategy(
                         spec,
                         "updateStrategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                        json!({"maxUnavailable": 1, "maxSurge": 0}),
                     );
                 }
                 if let Some(pod_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
@@ -189,5 +213,20 @@ mod tests {
         apply("Namespace", &mut ns);
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
         assert_eq!(ns["status"]["phase"], "Active");
+    }
+
+    #[test]
+    fn empty_strategy_gets_rolling_update() {
+        let mut deploy =
+            json!({"spec": {"strategy": {}, "template": {"spec": {"containers": []}}}});
+        apply("Deployment", &mut deploy);
+        assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+        assert_eq!(
+            deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+            "25%"
+        );
+        let mut recreate = json!({"spec": {"strategy": {"type": "Recreate"}}});
+        apply("Deployment", &mut recreate);
+        assert!(recreate["spec"]["strategy"].get("rollingUpdate").is_none());
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod crds;
 pub mod defaults;
 pub mod errors;
+pub mod gc;
 pub mod http;
 pub mod jsonpath;
 pub mod kubeconfig;

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub crds: Vec<Value>,
     /// Interval of watch bookmarks.
     pub bookmark_interval: Duration,
+    /// Run the garbage collector and namespace finalizer in this process.
+    pub garbage_collector: bool,
 }
 
 impl ServerConfig {
@@ -64,6 +66,7 @@ impl ServerConfig {
             admin_token: None,
             crds: Vec::new(),
             bookmark_interval: Duration::from_secs(60),
+            garbage_collector: true,
         }
     }
 }
@@ -76,6 +79,7 @@ pub struct RunningServer {
     admin_token: String,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    controllers: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -135,6 +139,9 @@ impl RunningServer {
 
     /// Stops accepting, closes open connections and waits for the listener task.
     pub async fn shutdown(self) {
+        for controller in &self.controllers {
+            controller.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
@@ -231,6 +238,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         admin_token,
         crds,
         bookmark_interval,
+        garbage_collector,
     } = config;
     let pki =
         Pki::load_or_create(&pki_dir, &cluster_name, &extra_hosts).context("preparing the PKI")?;
@@ -313,6 +321,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         connections.abort_all();
         while connections.join_next().await.is_some() {}
     });
+    let mut controllers = Vec::new();
+    if garbage_collector {
+        let gc = Arc::new(crate::gc::GarbageCollector::new(
+            crate::local::LocalClient::new(state.clone()),
+        ));
+        controllers.push(tokio::spawn(gc.run()));
+    }
     info!(%addr, "API server listening");
     Ok(RunningServer {
         addr,
@@ -321,5 +336,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         admin_token,
         shutdown,
         task,
+        controllers,
     })
 }

@@ -27,6 +27,9 @@ pub struct Args {
 pub enum Command {
     /// Run a local cluster until interrupted (Ctrl-C or SIGTERM).
     Run(RunArgs),
+    /// Start member clusters in three regions with agents, roll out a workload, show progress
+    /// and placement, and keep running for kubectl.
+    Demo(kruise_local::demo::DemoArgs),
 }
 
 /// Flags of `kruise-local run`.
@@ -55,7 +58,7 @@ pub struct RunArgs {
     /// Where to write the admin kubeconfig (default: STATE_DIR/kubeconfig).
     #[arg(long, env = "KRUISE_LOCAL_KUBECONFIG_OUT")]
     pub kubeconfig_out: Option<PathBuf>,
-    /// Directory for the cluster's state (PKI under `pki/`).
+    /// Directory for the cluster's state (objects under `store/`, PKI under `pki/`); reused on restart.
     #[arg(
         long,
         env = "KRUISE_LOCAL_STATE_DIR",
@@ -131,6 +134,7 @@ impl Args {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Run(run) => run.run().await,
+            Command::Demo(demo) => demo.run().await,
         }
     }
 }
@@ -157,9 +161,9 @@ impl RunArgs {
             Some(dir) => load_crds(dir)?,
             None => Vec::new(),
         };
-        // The cluster survives restarts: objects live in a write log under the state directory.
-        let store = MemoryStore::open(state_dir.join("store"))
-            .with_context(|| format!("opening the store under {}", state_dir.display()))?;
+        let store_dir = state_dir.join("store");
+        let store = MemoryStore::open(&store_dir)
+            .with_context(|| format!("opening the store in {}", store_dir.display()))?;
         let mut config = ServerConfig::new(listen, Arc::new(store), state_dir.join("pki"));
         config.cluster_name = name.clone();
         config.extra_hosts = extra_hosts;
@@ -194,6 +198,7 @@ impl RunArgs {
         heartbeat.abort();
         simulation.stop();
         server.shutdown().await;
+        info!("stopped");
         Ok(())
     }
 }
@@ -216,8 +221,12 @@ mod tests {
             "--zones",
             "a,b,c",
         ]);
-        let Command::Run(run) = args.command;
+        let Command::Run(run) = args.command else {
+            panic!("parsed as another command")
+        };
         assert_eq!(run.zones, vec!["a", "b", "c"]);
         assert_eq!(run.nodes, 5);
+        let demo = Args::parse_from(["kruise-local", "demo", "--nodes", "2"]);
+        assert!(matches!(demo.command, Command::Demo(d) if d.nodes == 2));
     }
 }

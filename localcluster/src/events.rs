@@ -32,8 +32,27 @@ impl EventRecorder {
         }
     }
 
-    /// Records an Event about `pod`. Failures are logged, never fatal: events are best effort.
+    /// Records an Event about `pod` in the background: the Event is stamped now and posted
+    /// without holding up the caller. Failures are logged, never fatal: events are best effort.
+    pub fn emit(&self, pod: &Pod, warning: bool, reason: &str, message: &str) {
+        let (recorder, event) = (self.clone(), self.event(pod, warning, reason, message));
+        tokio::spawn(async move { recorder.post(event).await });
+    }
+
+    /// Records an Event about `pod` and waits for the API server to store it.
     pub async fn pod_event(&self, pod: &Pod, warning: bool, reason: &str, message: &str) {
+        self.post(self.event(pod, warning, reason, message)).await
+    }
+
+    async fn post(&self, event: Event) {
+        let ns = event.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        if let Err(err) = api.create(&PostParams::default(), &event).await {
+            tracing::debug!(reason = ?event.reason, %err, "recording event failed");
+        }
+    }
+
+    fn event(&self, pod: &Pod, warning: bool, reason: &str, message: &str) -> Event {
         let ns = pod
             .metadata
             .namespace
@@ -41,7 +60,7 @@ impl EventRecorder {
             .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let now = Timestamp::now();
-        let event = Event {
+        Event {
             metadata: ObjectMeta {
                 name: Some(format!("{name}.{:x}", now.as_nanosecond())),
                 namespace: Some(ns.clone()),
@@ -71,10 +90,6 @@ impl EventRecorder {
             reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
             action: Some(reason.to_string()),
             ..Default::default()
-        };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        if let Err(err) = api.create(&PostParams::default(), &event).await {
-            tracing::debug!(pod = %name, reason, %err, "recording event failed");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! pods through the API server the way a small real cluster does.
 
 pub mod cri;
+pub mod demo;
 pub mod events;
 pub mod kubelet;
 pub mod latency;

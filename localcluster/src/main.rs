@@ -18,5 +18,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(args.run())
+    let result = runtime.block_on(args.run());
+    // Idle blocking-pool threads would otherwise keep the process alive for a while.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }

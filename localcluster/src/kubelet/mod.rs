@@ -14,11 +14,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::Client;
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -74,6 +75,7 @@ impl Context {
 }
 
 async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
+    tracing::trace!(pod = ?pod.metadata.name, rv = ?pod.metadata.resource_version, "kubelet step");
     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
         return Ok(Action::await_change());
     };
@@ -100,9 +102,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
     };
     let recorder = ctx.recorder.on_host(node);
     for e in &step.events {
-        recorder
-            .pod_event(&pod, e.warning, e.reason, &e.message)
-            .await;
+        recorder.emit(&pod, e.warning, e.reason, &e.message);
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     if step.delete_pod {
@@ -122,16 +122,20 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     if pod.status.as_ref() != Some(&status) {
-        let mut updated = (*pod).clone();
-        updated.status = Some(status);
+        // As kubelet's status manager does: a strategic merge patch of the status, so conditions
+        // merge by type and those owned by others (readiness gates) are kept, with no
+        // resourceVersion to conflict on while the watch catches up.
+        let patch = Patch::Strategic(json!({
+            "metadata": {"uid": uid},
+            "status": status,
+        }));
         match api
-            .replace_status(&name, &PostParams::default(), &updated)
+            .patch_status(&name, &PatchParams::default(), &patch)
             .await
         {
             Ok(_) => {}
-            // A newer version is on its way through the watch; it triggers the next step.
-            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
-                return Ok(Action::requeue(Duration::from_millis(50)))
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+                return Ok(Action::await_change())
             }
             Err(source) => return Err(Error::UpdateStatus { ns, name, source }),
         }

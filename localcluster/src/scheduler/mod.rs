@@ -24,6 +24,9 @@ use crate::events::EventRecorder;
 use crate::latency::LatencyModel;
 use plan::{NodeInfo, Resources};
 
+/// Bindings sent to the API server at once.
+const BIND_CONCURRENCY: usize = 32;
+
 /// Name pods use to ask for this scheduler.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
@@ -139,6 +142,7 @@ pub async fn run(client: Client, model: LatencyModel) {
         });
         let now = Timestamp::now();
         let delay = model.schedule_delay();
+        let mut binds: Vec<(std::sync::Arc<Pod>, String)> = Vec::new();
         for pod in pending {
             if pod.creation_timestamp().is_some_and(|t| t.0 + delay > now) {
                 continue;
@@ -146,18 +150,12 @@ pub async fn run(client: Client, model: LatencyModel) {
             let uid = pod.uid().unwrap_or_default();
             match plan::schedule(pod, &infos) {
                 Ok(node) => {
-                    if bind(&client, pod, &node).await {
-                        let req = plan::pod_requests(pod);
-                        infos[index[&node]].requested += req;
-                        assumed.insert(uid.clone(), (node.clone(), req));
-                        verdicts.remove(&uid);
-                        let msg = format!(
-                            "Successfully assigned {}/{} to {node}",
-                            pod.namespace().unwrap_or_default(),
-                            pod.name_any()
-                        );
-                        recorder.pod_event(pod, false, "Scheduled", &msg).await;
-                    }
+                    // Assume the binding now so the next decisions see the node's new load.
+                    let req = plan::pod_requests(pod);
+                    infos[index[&node]].requested += req;
+                    assumed.insert(uid.clone(), (node.clone(), req));
+                    verdicts.remove(&uid);
+                    binds.push((pod.clone(), node));
                 }
                 Err(message) => {
                     let repeat = verdicts.get(&uid).is_some_and(|v| {
@@ -167,9 +165,7 @@ pub async fn run(client: Client, model: LatencyModel) {
                     });
                     if !repeat {
                         mark_unschedulable(&client, pod, &message, now).await;
-                        recorder
-                            .pod_event(pod, true, "FailedScheduling", &message)
-                            .await;
+                        recorder.emit(pod, true, "FailedScheduling", &message);
                         verdicts.insert(
                             uid,
                             Verdict {
@@ -179,6 +175,37 @@ pub async fn run(client: Client, model: LatencyModel) {
                         );
                     }
                 }
+            }
+        }
+        let results: Vec<(std::sync::Arc<Pod>, String, bool)> = futures::stream::iter(binds)
+            .map(|(pod, node)| {
+                let client = client.clone();
+                async move {
+                    let ok = bind(&client, &pod, &node).await;
+                    (pod, node, ok)
+                }
+            })
+            .buffer_unordered(BIND_CONCURRENCY)
+            .collect()
+            .await;
+        if !results.is_empty() {
+            tracing::debug!(
+                bound = results.iter().filter(|r| r.2).count(),
+                failed = results.iter().filter(|r| !r.2).count(),
+                "scheduling round"
+            );
+        }
+        for (pod, node, ok) in results {
+            if ok {
+                let msg = format!(
+                    "Successfully assigned {}/{} to {node}",
+                    pod.namespace().unwrap_or_default(),
+                    pod.name_any()
+                );
+                recorder.emit(&pod, false, "Scheduled", &msg);
+            } else {
+                // Retried next round from a fresh view.
+                assumed.remove(&pod.uid().unwrap_or_default());
             }
         }
     }
