@@ -8,7 +8,7 @@ use clap::{Args as ClapArgs, Parser};
 use crate::gates::FeatureGates;
 
 /// Controllers the agent can run, by `--controllers` name.
-pub const CONTROLLERS: &[&str] = &["cloneset"];
+pub const CONTROLLERS: &[&str] = &["cloneset", "statefulset"];
 
 /// kruise-agent: OpenKruise controllers and admission webhooks for one cluster.
 ///
@@ -47,7 +47,7 @@ pub struct ClientArgs {
 /// Controller selection and tuning.
 #[derive(ClapArgs, Debug, Clone)]
 pub struct ControllerArgs {
-    /// Comma-separated controllers to run (`*` = all). Known: cloneset.
+    /// Comma-separated controllers to run (`*` = all). Known: cloneset, statefulset.
     #[arg(
         long,
         env = "KRUISE_AGENT_CONTROLLERS",

@@ -15,5 +15,6 @@ pub mod ordering;
 pub mod pods;
 pub mod revision;
 pub mod selector;
+pub mod statefulset;
 pub mod telemetry;
 pub mod webhook;

@@ -139,6 +139,21 @@ async fn run_controllers(
             wait_shutdown(shutdown.clone()),
         )));
     }
+    if args.enabled("statefulset") {
+        let config = kruise_agent::statefulset::RunConfig {
+            workers: args.workers.max(1),
+            write_timeout: Duration::from_millis(args.write_timeout_ms.max(1)),
+            expectation_timeout: Duration::from_secs(args.expectation_timeout_seconds),
+        };
+        info!("starting the statefulset controller");
+        tasks.push(tokio::spawn(kruise_agent::statefulset::run(
+            client.clone(),
+            args.feature_gates.clone(),
+            metrics.clone(),
+            config,
+            wait_shutdown(shutdown.clone()),
+        )));
+    }
     for t in tasks {
         if let Err(e) = t.await {
             error!(error = %e, "controller task failed");
