@@ -81,8 +81,8 @@ pub fn default_pod_spec(spec: &mut Value) {
     }
 }
 
-/// Applies the defaults of a built-in kind to an object being created or updated.
-pub fn apply(kind: &str, obj: &mut Value) {
+/// Applies the defaults of a built-in kind to an object being created (`creating`) or updated.
+pub fn apply(kind: &str, obj: &mut Value, creating: bool) {
     match kind {
         "Pod" => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -122,7 +122,10 @@ pub fn apply(kind: &str, obj: &mut Value) {
             if let Some(map) = obj.as_object_mut() {
                 let spec = map.entry("spec").or_insert_with(|| json!({}));
                 if let Some(spec) = spec.as_object_mut() {
-                    set_default(spec, "finalizers", json!(["kubernetes"]));
+                    // Set on create only: finalization removes it for good.
+                    if creating {
+                        set_default(spec, "finalizers", json!(["kubernetes"]));
+                    }
                 }
                 let status = map.entry("status").or_insert_with(|| json!({}));
                 if let Some(status) = status.as_object_mut() {
@@ -197,7 +200,7 @@ mod tests {
     #[test]
     fn pod_defaults() {
         let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "x:v1"}], "restartPolicy": "Never"}});
-        apply("Pod", &mut pod);
+        apply("Pod", &mut pod, true);
         assert_eq!(pod["spec"]["restartPolicy"], "Never");
         assert_eq!(pod["spec"]["dnsPolicy"], "ClusterFirst");
         assert_eq!(
@@ -210,7 +213,7 @@ mod tests {
     #[test]
     fn namespace_defaults() {
         let mut ns = json!({"metadata": {"name": "x"}});
-        apply("Namespace", &mut ns);
+        apply("Namespace", &mut ns, true);
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
         assert_eq!(ns["status"]["phase"], "Active");
     }
@@ -219,14 +222,14 @@ mod tests {
     fn empty_strategy_gets_rolling_update() {
         let mut deploy =
             json!({"spec": {"strategy": {}, "template": {"spec": {"containers": []}}}});
-        apply("Deployment", &mut deploy);
+        apply("Deployment", &mut deploy, true);
         assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
         assert_eq!(
             deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
             "25%"
         );
         let mut recreate = json!({"spec": {"strategy": {"type": "Recreate"}}});
-        apply("Deployment", &mut recreate);
+        apply("Deployment", &mut recreate, true);
         assert!(recreate["spec"]["strategy"].get("rollingUpdate").is_none());
     }
 }

@@ -425,3 +425,152 @@ async fn requests_without_token_are_unauthorized() {
     );
     t.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn paging_binding_and_eviction() {
+    let t = support::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    for i in 0..7 {
+        cms.create(&PostParams::default(), &configmap(&format!("page-{i}")))
+            .await
+            .expect("create");
+    }
+    let first = cms
+        .list(&ListParams::default().limit(3))
+        .await
+        .expect("page 1");
+    assert_eq!(first.items.len(), 3);
+    let token = first.metadata.continue_.clone().expect("continue token");
+    let second = cms
+        .list(&ListParams::default().limit(3).continue_token(&token))
+        .await
+        .expect("page 2");
+    let third = cms
+        .list(
+            &ListParams::default()
+                .limit(3)
+                .continue_token(second.metadata.continue_.as_deref().expect("token")),
+        )
+        .await
+        .expect("page 3");
+    assert_eq!(third.items.len(), 1);
+    assert!(third.metadata.continue_.as_deref().unwrap_or("").is_empty());
+    assert_eq!(
+        second.metadata.resource_version, first.metadata.resource_version,
+        "pages report the first page's RV"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "bound", "labels": {"app": "guarded"}},
+        "spec": {"containers": [{"name": "c", "image": "x:v1"}]}}),
+    )
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let binding = http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/namespaces/default/pods/bound/binding")
+        .header("Content-Type", "application/json")
+        .body(
+            serde_json::to_vec(
+                &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"},
+            "target": {"kind": "Node", "name": "node-1"}}),
+            )
+            .expect("json"),
+        )
+        .expect("request");
+    t.client.request_text(binding.clone()).await.expect("bind");
+    assert_eq!(
+        pods.get("bound")
+            .await
+            .expect("get")
+            .spec
+            .and_then(|s| s.node_name)
+            .as_deref(),
+        Some("node-1")
+    );
+    let err = t.client.request_text(binding).await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(s) if s.code == 409),
+        "a bound pod cannot be bound again"
+    );
+
+    pods.patch_status(
+        "bound",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .expect("running");
+    let pdbs: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(t.client.clone(), "default");
+    let pdb = serde_json::from_value(json!({"metadata": {"name": "guard"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}))
+        .expect("pdb");
+    pdbs.create(&PostParams::default(), &pdb)
+        .await
+        .expect("pdb");
+    pdbs.patch_status(
+        "guard",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"observedGeneration": 1,
+        "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}})),
+    )
+    .await
+    .expect("pdb status");
+    let evict = |client: kube::Client| async move {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/api/v1/namespaces/default/pods/bound/eviction")
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "bound", "namespace": "default"}})).expect("json"))
+            .expect("request");
+        client.request_text(request).await
+    };
+    // kube-rs retries 429 by default; this client must see the first answer.
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&t.kubeconfig).expect("kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("config");
+    config.default_retry = false;
+    let no_retry = kube::Client::try_from(config).expect("client");
+    let err = evict(no_retry).await.unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 429);
+            assert_eq!(
+                s.message,
+                "Cannot evict pod as it would violate the pod's disruption budget."
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    pdbs.patch_status(
+        "guard",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"disruptionsAllowed": 1}})),
+    )
+    .await
+    .expect("allow");
+    evict(t.client.clone()).await.expect("eviction allowed");
+    let evicted = pods
+        .get("bound")
+        .await
+        .expect("graceful deletion keeps the pod");
+    assert!(evicted.metadata.deletion_timestamp.is_some());
+    assert_eq!(evicted.metadata.deletion_grace_period_seconds, Some(30));
+    pods.delete(
+        "bound",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .expect("force");
+    assert!(pods.get_opt("bound").await.expect("get").is_none());
+    t.server.shutdown().await;
+}

@@ -137,7 +137,7 @@ pub fn admit(ctx: &Ctx, obj: &mut Value, old: Option<&Value>) -> Result<Vec<Stri
             }
         }
         _ => {
-            defaults::apply(&desc.kind, obj);
+            defaults::apply(&desc.kind, obj, old.is_none());
             let causes = validate_builtin(&desc.kind, obj);
             if !causes.is_empty() && !deleting {
                 return Err(ApiError::invalid(&desc.kind, &desc.group, &name, causes));
