@@ -231,6 +231,8 @@ async fn main() -> anyhow::Result<()> {
                 "--controllers",
                 "statefulset",
             ])
+            // One agent: no election, so a slow lease renewal on a busy machine cannot stop it.
+            .args(["--leader-elect", "false"])
             .stdout(Stdio::from(agent_log.try_clone()?))
             .stderr(Stdio::from(agent_log))
             .spawn()?,
