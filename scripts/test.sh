@@ -17,7 +17,7 @@ echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --locked --no-fail-fast --no-tests=pass
 
 echo "==> kubectl tiers"
-for t in scripts/e2e/*.sh; do
+for t in scripts/e2e/[0-9]*.sh; do
   [ -e "$t" ] || continue
   echo "--> $t"
   bash "$t"

@@ -19,4 +19,4 @@ pub mod validation;
 pub use crd::{hub_crds, member_crds};
 pub use defaults::Defaulted;
 pub use field::FieldError;
-pub use validation::Validated;
+pub use validation::{Validated, ValidatedUpdate};

@@ -358,3 +358,20 @@ fn image_and_crr_defaults_match_section_19() {
         Some("Fixed")
     );
 }
+
+#[test]
+fn empty_strings_count_as_unset_like_go_zero_values() {
+    let cs: apps::CloneSet = defaulted(&with_pod(
+        "apiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata: {name: a}\nspec:\n  selector: {matchLabels: {app: x}}\n  updateStrategy: {type: ''}",
+        "",
+    ));
+    assert_eq!(
+        cs.spec.update_strategy.and_then(|s| s.type_).as_deref(),
+        Some("ReCreate")
+    );
+    let ws: apps::WorkloadSpread = defaulted("apiVersion: apps.kruise.io/v1alpha1\nkind: WorkloadSpread\nmetadata: {name: w}\nspec: {targetRef: {apiVersion: apps/v1, kind: Deployment, name: d}, subsets: [{name: a}], scheduleStrategy: {type: ''}}");
+    assert_eq!(
+        ws.spec.schedule_strategy.and_then(|s| s.type_).as_deref(),
+        Some("Fixed")
+    );
+}

@@ -294,6 +294,14 @@ fn sidecarset_invalid_inputs() {
             "spec.patchPodMetadata[0].annotations: Required value: annotations can not be empty",
             "spec.patchPodMetadata[0].patchPolicy: Unsupported value: \"Replace\": supported values: \"Retain\", \"Overwrite\", \"MergePatchJson\"",
         ]),
+        ("resourcesPolicy together with resources, without expressions, bad mode", |v| {
+            set(v, "/spec/containers/0/resources", json!({"limits": {"cpu": "100m"}}));
+            set(v, "/spec/containers/0/resourcesPolicy", json!({"targetContainersMode": "avg", "resourcesExpr": {}}));
+        }, &[
+            "spec.containers[0].resourcesPolicy: Forbidden: resourcesPolicy cannot be used together with resources",
+            "spec.containers[0].resourcesPolicy.targetContainersMode: Unsupported value: \"avg\": supported values: \"sum\", \"max\"",
+            "spec.containers[0].resourcesPolicy.resourcesExpr: Required value: at least one of limits and requests is required",
+        ]),
     ];
     run_table::<apps::SidecarSet>("sidecarset.yaml", cases);
 }

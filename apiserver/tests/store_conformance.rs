@@ -308,6 +308,61 @@ async fn case_paging_returns_every_key_once<S: Store>(s: Arc<S>, _: Compactor) {
     }
     assert_eq!(pages, 5);
     assert_eq!(seen, expected.into_iter().collect::<Vec<_>>());
+    let zero = s.list("/registry/p/", None, Some(0)).await.unwrap();
+    assert_eq!((zero.items.len(), zero.more), (0, true));
+    let past_end = s
+        .list("/registry/p/", Some("/registry/p/ns/022"), Some(0))
+        .await
+        .unwrap();
+    assert_eq!((past_end.items.len(), past_end.more), (0, false));
+}
+
+async fn case_large_lists_are_complete_and_consistent<S: Store>(s: Arc<S>, _: Compactor) {
+    const KEYS: usize = 1_300;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (t..KEYS).step_by(16) {
+                s.create(&format!("/registry/big/{i:05}"), b(&"x".repeat(200)))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Keep rewriting the last key while listing: a list read in pages must still be one snapshot.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        let last = format!("/registry/big/{:05}", KEYS - 1);
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let kv = s.get(&last).await.unwrap().unwrap();
+                s.update(&last, b("rewritten"), kv.mod_revision)
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let all = s.list("/registry/big/", None, None).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert_eq!(all.items.len(), KEYS);
+    assert!(!all.more);
+    assert!(all.items.windows(2).all(|w| w[0].key < w[1].key));
+    assert!(all.items.iter().all(|kv| kv.mod_revision <= all.revision));
+    let first = s.list("/registry/big/", None, Some(1_100)).await.unwrap();
+    assert_eq!((first.items.len(), first.more), (1_100, true));
+    assert_eq!(first.items[..1_000], all.items[..1_000]);
+    let rest = s
+        .list("/registry/big/", Some(&first.items[1_099].key), Some(1_100))
+        .await
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.more), (KEYS - 1_100, false));
 }
 
 async fn case_list_revision<S: Store>(s: Arc<S>, _: Compactor) {
@@ -397,6 +452,7 @@ conformance!(
     case_delete_event_carries_last_value,
     case_paging_returns_every_key_once,
     case_list_revision,
+    case_large_lists_are_complete_and_consistent,
 );
 
 /// A key prefix isolates a store's keys and is invisible to its callers.

@@ -98,21 +98,85 @@ async fn torn_last_record_is_dropped_and_store_stays_writable() {
 }
 
 #[tokio::test]
-async fn garbage_after_the_last_record_is_dropped() {
+async fn zeroed_tail_and_partial_header_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = MemoryStore::open(dir.path()).unwrap();
         s.create("/r/a", b("1")).await.unwrap();
     }
+    let record = log_len(dir.path());
+    // A crash can leave zero-filled blocks after the last complete record.
     let mut f = OpenOptions::new()
         .append(true)
         .open(dir.path().join("wal.log"))
         .unwrap();
-    f.write_all(&[7, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9])
-        .unwrap();
+    f.write_all(&[0; 100]).unwrap();
     drop(f);
     let s = MemoryStore::open(dir.path()).unwrap();
     assert_eq!(s.current_revision().await.unwrap(), 1);
+    assert_eq!(
+        log_len(dir.path()),
+        record,
+        "the torn tail is truncated away"
+    );
+    s.create("/r/b", b("2")).await.unwrap();
+    drop(s);
+    // ... or only the first bytes of a frame header.
+    let f = OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("wal.log"))
+        .unwrap();
+    f.set_len(record + 6).unwrap();
+    drop(f);
+    let s = MemoryStore::open(dir.path()).unwrap();
+    assert_eq!(s.current_revision().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn non_zero_garbage_after_the_last_record_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = MemoryStore::open(dir.path()).unwrap();
+        s.create("/r/a", b("1")).await.unwrap();
+    }
+    let end = log_len(dir.path());
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("wal.log"))
+        .unwrap();
+    f.write_all(&[7, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9])
+        .unwrap();
+    drop(f);
+    match MemoryStore::open(dir.path()) {
+        Err(PersistError::Corrupt { offset, .. }) => assert_eq!(offset, end),
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("opened a store with garbage in its log"),
+    }
+}
+
+#[tokio::test]
+async fn damaged_length_in_the_middle_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = MemoryStore::open(dir.path()).unwrap();
+        for i in 0..3 {
+            s.create(&format!("/r/{i}"), b("v")).await.unwrap();
+        }
+    }
+    let record = log_len(dir.path()) / 3;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("wal.log"))
+        .unwrap();
+    // Make the second record's length point far past the end of the file.
+    f.seek(SeekFrom::Start(record + 3)).unwrap();
+    f.write_all(&[0x40]).unwrap();
+    drop(f);
+    match MemoryStore::open(dir.path()) {
+        Err(PersistError::Corrupt { offset, .. }) => assert_eq!(offset, record),
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("opened a store with a damaged log"),
+    }
 }
 
 #[tokio::test]
@@ -127,8 +191,8 @@ async fn corruption_before_the_last_record_is_an_error_naming_the_offset() {
         .write(true)
         .open(dir.path().join("wal.log"))
         .unwrap();
-    // Flip a byte inside the first record's payload (past the 8-byte frame header).
-    f.seek(SeekFrom::Start(12)).unwrap();
+    // Flip a byte inside the first record's payload (past the 12-byte frame header).
+    f.seek(SeekFrom::Start(14)).unwrap();
     f.write_all(&[0xff]).unwrap();
     drop(f);
     match MemoryStore::open(dir.path()) {
@@ -151,11 +215,13 @@ async fn snapshot_truncates_log_and_recovery_replays_snapshot_plus_log() {
         s.delete("/r/03", None).await.unwrap();
         dump(&s).await
     };
+    // Dropping the store waits for a snapshot still being written in the background.
     assert!(dir.path().join("snapshot").exists());
-    // 26 writes with a snapshot every 10 records leave at most 9 records in the log.
+    assert!(!dir.path().join("wal.old").exists());
+    // Records here are at most 45 bytes; the log was rotated at least once after 10 of the 26.
     let len = log_len(dir.path());
     assert!(
-        len > 0 && len < 9 * 64,
+        len > 0 && len < 16 * 45,
         "log was not truncated: {len} bytes"
     );
     let s = MemoryStore::open_with_config(dir.path(), config(10)).unwrap();
@@ -176,10 +242,36 @@ async fn snapshot_truncates_log_and_recovery_replays_snapshot_plus_log() {
     assert_eq!((e.kind, e.kv.mod_revision), (EventKind::Delete, 26));
 }
 
+#[tokio::test]
+async fn a_crash_during_a_snapshot_is_completed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let s = MemoryStore::open(dir.path()).unwrap();
+        for i in 0..5 {
+            s.create(&format!("/r/{i}"), b("v")).await.unwrap();
+        }
+        dump(&s).await
+    };
+    // The state a crash leaves between rotating the log and installing the snapshot.
+    std::fs::rename(dir.path().join("wal.log"), dir.path().join("wal.old")).unwrap();
+    std::fs::write(dir.path().join("snapshot.tmp"), b"half a snapshot").unwrap();
+    {
+        let s = MemoryStore::open(dir.path()).unwrap();
+        assert_eq!(dump(&s).await, before);
+        assert!(!dir.path().join("wal.old").exists());
+        assert!(dir.path().join("snapshot").exists());
+        s.create("/r/after", b("v")).await.unwrap();
+    }
+    let s = MemoryStore::open(dir.path()).unwrap();
+    assert_eq!(s.current_revision().await.unwrap(), 6);
+    assert_eq!(dump(&s).await.len(), 6);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_share_fsyncs_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let s = MemoryStore::open_with_config(dir.path(), config(300)).unwrap();
+    // Small snapshot interval: snapshots and log rotations happen while writers run.
+    let s = MemoryStore::open_with_config(dir.path(), config(50)).unwrap();
     let mut tasks = Vec::new();
     for t in 0..16 {
         let s = s.clone();

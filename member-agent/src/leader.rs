@@ -197,19 +197,13 @@ pub async fn hold(client: &Client, cfg: &LeaseConfig) -> Error {
     let mut last_ok = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(cfg.retry_period).await;
-        match tokio::time::timeout(
-            cfg.retry_period.max(Duration::from_secs(1)),
-            try_acquire(&api, cfg),
-        )
-        .await
+        let left = cfg.renew_deadline.saturating_sub(last_ok.elapsed());
+        match tokio::time::timeout(left.max(Duration::from_millis(100)), try_acquire(&api, cfg))
+            .await
         {
             Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
-            Ok(Ok(false)) => {
-                return Error::Lost {
-                    namespace: cfg.namespace.clone(),
-                    name: cfg.name.clone(),
-                }
-            }
+            // Someone else holds it, or our write conflicted: keep trying until the deadline.
+            Ok(Ok(false)) => warn!("renewing the lease: not renewed"),
             Ok(Err(e)) => warn!(error = %e, "renewing the lease"),
             Err(_) => warn!("renewing the lease timed out"),
         }

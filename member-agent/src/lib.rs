@@ -12,6 +12,7 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ordering;
+pub mod podpatch;
 pub mod pods;
 pub mod revision;
 pub mod selector;

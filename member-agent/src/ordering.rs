@@ -114,7 +114,7 @@ fn priority_key(strategy: &UpdatePriorityStrategy, pod: &Pod) -> (i64, i64) {
 /// Stable-sorts pods by priority: higher summed weight first, or, for ordered keys, pods with
 /// an earlier key first and a larger number in its value first.
 pub fn sort_by_priority(pods_in: &mut [&Pod], strategy: &UpdatePriorityStrategy) {
-    pods_in.sort_by(|a, b| priority_key(strategy, b).cmp(&priority_key(strategy, a)));
+    pods_in.sort_by_key(|p| std::cmp::Reverse(priority_key(strategy, p)));
 }
 
 /// Spreads the pods carrying each `key: value` evenly over the sequence (3 of 10 go 1st, 6th,

@@ -53,7 +53,7 @@ pub fn is_running_and_ready(pod: &Pod) -> bool {
 /// Running, Ready, and not in the middle of an in-place update (`InPlaceUpdateReady` not False).
 pub fn is_ready(pod: &Pod) -> bool {
     is_running_and_ready(pod)
-        && !condition(pod, IN_PLACE_UPDATE_READY).is_some_and(|c| c.status == "False")
+        && condition(pod, IN_PLACE_UPDATE_READY).is_none_or(|c| c.status != "False")
 }
 
 /// When the pod last became Ready.

@@ -21,3 +21,11 @@ pub fn defaulted<T: Defaulted + Clone>(obj: &T) -> T {
     copy.apply_defaults();
     copy
 }
+
+/// Fills a string field that is unset or empty (Go's zero value), returning the value.
+pub(crate) fn set_if_empty<'a>(field: &'a mut Option<String>, value: &str) -> &'a mut String {
+    if field.as_deref().is_none_or(str::is_empty) {
+        *field = Some(value.to_string());
+    }
+    field.get_or_insert_with(String::new)
+}

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{default_container, default_pod_template, PullPolicyDefault};
-use super::Defaulted;
+use super::{set_if_empty, Defaulted};
 use crate::apps::v1alpha1::{
     advancedcronjob as acj, broadcastjob as bcj, containerrecreaterequest as crr,
     imagelistpulljob as ilpj, imagepulljob as ipj, nodeimage, sidecarset as ss,
@@ -15,13 +15,9 @@ use crate::policy::v1alpha1::PodUnavailableBudget;
 /// BroadcastJob spec defaults (also used inside AdvancedCronJob templates).
 pub(crate) fn default_broadcastjob_spec(spec: &mut bcj::BroadcastJobSpec) {
     spec.parallelism.get_or_insert(IntOrString::Int(i32::MAX));
-    spec.completion_policy
-        .type_
-        .get_or_insert_with(|| bcj::COMPLETION_ALWAYS.into());
+    set_if_empty(&mut spec.completion_policy.type_, bcj::COMPLETION_ALWAYS);
     let failure = spec.failure_policy.get_or_insert_with(Default::default);
-    failure
-        .type_
-        .get_or_insert_with(|| bcj::FAILURE_FAIL_FAST.into());
+    set_if_empty(&mut failure.type_, bcj::FAILURE_FAIL_FAST);
     default_pod_template(&mut spec.template, PullPolicyDefault::Always);
 }
 
@@ -34,8 +30,7 @@ impl Defaulted for bcj::BroadcastJob {
 impl Defaulted for acj::AdvancedCronJob {
     fn apply_defaults(&mut self) {
         let spec = &mut self.spec;
-        spec.concurrency_policy
-            .get_or_insert_with(|| "Allow".into());
+        set_if_empty(&mut spec.concurrency_policy, "Allow");
         spec.paused.get_or_insert(false);
         spec.successful_jobs_history_limit.get_or_insert(3);
         spec.failed_jobs_history_limit.get_or_insert(1);
@@ -58,25 +53,18 @@ impl Defaulted for acj::AdvancedCronJob {
 fn default_sidecar(c: &mut ss::SidecarContainer, inject_policy: &str) {
     default_container(&mut c.container, PullPolicyDefault::Kubernetes);
     let s = &mut c.sidecar;
-    s.pod_inject_policy
-        .get_or_insert_with(|| inject_policy.into());
+    set_if_empty(&mut s.pod_inject_policy, inject_policy);
     let upgrade = s.upgrade_strategy.get_or_insert_with(Default::default);
-    upgrade
-        .upgrade_type
-        .get_or_insert_with(|| ss::COLD_UPGRADE.into());
+    set_if_empty(&mut upgrade.upgrade_type, ss::COLD_UPGRADE);
     let share = s.share_volume_policy.get_or_insert_with(Default::default);
-    share
-        .type_
-        .get_or_insert_with(|| ss::SHARE_VOLUME_DISABLED.into());
+    set_if_empty(&mut share.type_, ss::SHARE_VOLUME_DISABLED);
 }
 
 impl Defaulted for ss::SidecarSet {
     fn apply_defaults(&mut self) {
         let spec = &mut self.spec;
         let strategy = spec.update_strategy.get_or_insert_with(Default::default);
-        strategy
-            .type_
-            .get_or_insert_with(|| ss::ROLLING_UPDATE.into());
+        set_if_empty(&mut strategy.type_, ss::ROLLING_UPDATE);
         strategy.max_unavailable.get_or_insert(IntOrString::Int(1));
         strategy.partition.get_or_insert(IntOrString::Int(0));
         spec.revision_history_limit.get_or_insert(10);
@@ -87,28 +75,25 @@ impl Defaulted for ss::SidecarSet {
             default_sidecar(c, ss::AFTER_APP_CONTAINER);
         }
         for patch in spec.patch_pod_metadata.iter_mut().flatten() {
-            patch.patch_policy.get_or_insert_with(|| "Retain".into());
+            set_if_empty(&mut patch.patch_policy, "Retain");
         }
         if let Some(rev) = spec
             .injection_strategy
             .as_mut()
             .and_then(|i| i.revision.as_mut())
         {
-            rev.policy.get_or_insert_with(|| "Always".into());
+            set_if_empty(&mut rev.policy, "Always");
         }
     }
 }
 
 fn default_pull_template(t: &mut ipj::ImagePullJobTemplate, image_pull_policy: bool) {
-    t.completion_policy
-        .type_
-        .get_or_insert_with(|| bcj::COMPLETION_ALWAYS.into());
+    set_if_empty(&mut t.completion_policy.type_, bcj::COMPLETION_ALWAYS);
     let pull = t.pull_policy.get_or_insert_with(Default::default);
     pull.timeout_seconds.get_or_insert(600);
     pull.backoff_limit.get_or_insert(3);
     if image_pull_policy {
-        t.image_pull_policy
-            .get_or_insert_with(|| "IfNotPresent".into());
+        set_if_empty(&mut t.image_pull_policy, "IfNotPresent");
     }
 }
 
@@ -148,7 +133,7 @@ pub fn default_nodeimage_created_at(obj: &mut nodeimage::NodeImage, now: &Time) 
 impl Defaulted for crr::ContainerRecreateRequest {
     fn apply_defaults(&mut self) {
         let strategy = self.spec.strategy.get_or_insert_with(Default::default);
-        strategy.failure_policy.get_or_insert_with(|| "Fail".into());
+        set_if_empty(&mut strategy.failure_policy, "Fail");
     }
 }
 

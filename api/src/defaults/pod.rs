@@ -3,6 +3,7 @@
 //! The one deliberate difference from upstream Kubernetes: Kruise workloads default an empty
 //! `imagePullPolicy` of app containers to `Always`, so in-place image updates always pull.
 
+use super::set_if_empty;
 use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec, Probe};
 
 /// Which `imagePullPolicy` an empty app-container field becomes.
@@ -23,10 +24,9 @@ pub fn default_pod_template(template: &mut PodTemplateSpec, pull: PullPolicyDefa
 
 /// Applies pod-spec defaults.
 pub fn default_pod_spec(spec: &mut PodSpec, pull: PullPolicyDefault) {
-    spec.restart_policy.get_or_insert_with(|| "Always".into());
-    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    spec.scheduler_name
-        .get_or_insert_with(|| "default-scheduler".into());
+    set_if_empty(&mut spec.restart_policy, "Always");
+    set_if_empty(&mut spec.dns_policy, "ClusterFirst");
+    set_if_empty(&mut spec.scheduler_name, "default-scheduler");
     spec.termination_grace_period_seconds.get_or_insert(30);
     spec.security_context
         .get_or_insert_with(PodSecurityContext::default);
@@ -61,12 +61,10 @@ pub fn default_container(c: &mut Container, pull: PullPolicyDefault) {
         };
         c.image_pull_policy = Some(policy.into());
     }
-    c.termination_message_path
-        .get_or_insert_with(|| "/dev/termination-log".into());
-    c.termination_message_policy
-        .get_or_insert_with(|| "File".into());
+    set_if_empty(&mut c.termination_message_path, "/dev/termination-log");
+    set_if_empty(&mut c.termination_message_policy, "File");
     for port in c.ports.iter_mut().flatten() {
-        port.protocol.get_or_insert_with(|| "TCP".into());
+        set_if_empty(&mut port.protocol, "TCP");
     }
     for probe in [
         &mut c.liveness_probe,
@@ -80,7 +78,7 @@ pub fn default_container(c: &mut Container, pull: PullPolicyDefault) {
     }
     for env in c.env.iter_mut().flatten() {
         if let Some(field_ref) = env.value_from.as_mut().and_then(|v| v.field_ref.as_mut()) {
-            field_ref.api_version.get_or_insert_with(|| "v1".into());
+            set_if_empty(&mut field_ref.api_version, "v1");
         }
     }
 }
@@ -91,8 +89,8 @@ fn default_probe(p: &mut Probe) {
     p.success_threshold.get_or_insert(1);
     p.failure_threshold.get_or_insert(3);
     if let Some(http) = p.http_get.as_mut() {
-        http.path.get_or_insert_with(|| "/".into());
-        http.scheme.get_or_insert_with(|| "HTTP".into());
+        set_if_empty(&mut http.path, "/");
+        set_if_empty(&mut http.scheme, "HTTP");
     }
 }
 

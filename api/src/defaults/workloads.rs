@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{default_pod_template, PullPolicyDefault};
-use super::Defaulted;
+use super::{set_if_empty, Defaulted};
 use crate::apps::common::InPlaceUpdateStrategy;
 use crate::apps::v1alpha1::{
     cloneset, daemonset, statefulset as sts_alpha, uniteddeployment as ud, workloadspread as ws,
@@ -18,10 +18,7 @@ pub(crate) fn default_cloneset_spec(spec: &mut cloneset::CloneSetSpec, with_repl
     }
     spec.revision_history_limit.get_or_insert(10);
     let strategy = spec.update_strategy.get_or_insert_with(Default::default);
-    let type_ = strategy
-        .type_
-        .get_or_insert_with(|| cloneset::RECREATE.into())
-        .clone();
+    let type_ = set_if_empty(&mut strategy.type_, cloneset::RECREATE).clone();
     if with_replicas {
         strategy.partition.get_or_insert(IntOrString::Int(0));
     }
@@ -48,17 +45,14 @@ fn default_sts_update_strategy(
     with_partition: bool,
 ) {
     let strategy = strategy.get_or_insert_with(Default::default);
-    let type_ = strategy
-        .type_
-        .get_or_insert_with(|| sts::ROLLING_UPDATE.into());
+    let type_ = set_if_empty(&mut strategy.type_, sts::ROLLING_UPDATE);
     if type_ == sts::ROLLING_UPDATE {
         let ru = strategy.rolling_update.get_or_insert_with(Default::default);
         if with_partition {
             ru.partition.get_or_insert(0);
         }
         ru.max_unavailable.get_or_insert(IntOrString::Int(1));
-        ru.pod_update_policy
-            .get_or_insert_with(|| sts::RECREATE.into());
+        set_if_empty(&mut ru.pod_update_policy, sts::RECREATE);
         ru.min_ready_seconds.get_or_insert(0);
     }
 }
@@ -68,17 +62,14 @@ pub(crate) fn default_statefulset_spec(spec: &mut sts::StatefulSetSpec, in_templ
     if !in_template {
         spec.replicas.get_or_insert(1);
     }
-    spec.pod_management_policy
-        .get_or_insert_with(|| sts::ORDERED_READY.into());
+    set_if_empty(&mut spec.pod_management_policy, sts::ORDERED_READY);
     default_sts_update_strategy(&mut spec.update_strategy, !in_template);
     spec.revision_history_limit.get_or_insert(10);
     let retention = spec
         .persistent_volume_claim_retention_policy
         .get_or_insert_with(Default::default);
-    retention
-        .when_deleted
-        .get_or_insert_with(|| "Retain".into());
-    retention.when_scaled.get_or_insert_with(|| "Retain".into());
+    set_if_empty(&mut retention.when_deleted, "Retain");
+    set_if_empty(&mut retention.when_scaled, "Retain");
     default_pod_template(&mut spec.template, PullPolicyDefault::Always);
 }
 
@@ -92,8 +83,7 @@ impl Defaulted for sts_alpha::StatefulSet {
     fn apply_defaults(&mut self) {
         let spec = &mut self.spec;
         spec.replicas.get_or_insert(1);
-        spec.pod_management_policy
-            .get_or_insert_with(|| sts::ORDERED_READY.into());
+        set_if_empty(&mut spec.pod_management_policy, sts::ORDERED_READY);
         default_sts_update_strategy(&mut spec.update_strategy, true);
         spec.revision_history_limit.get_or_insert(10);
         default_pod_template(&mut spec.template, PullPolicyDefault::Always);
@@ -106,12 +96,10 @@ impl Defaulted for daemonset::DaemonSet {
         spec.burst_replicas.get_or_insert(IntOrString::Int(250));
         spec.revision_history_limit.get_or_insert(10);
         let strategy = spec.update_strategy.get_or_insert_with(Default::default);
-        let type_ = strategy
-            .type_
-            .get_or_insert_with(|| daemonset::ROLLING_UPDATE.into());
+        let type_ = set_if_empty(&mut strategy.type_, daemonset::ROLLING_UPDATE);
         if type_ == daemonset::ROLLING_UPDATE {
             let ru = strategy.rolling_update.get_or_insert_with(Default::default);
-            let ru_type = ru.type_.get_or_insert_with(|| daemonset::STANDARD.into());
+            let ru_type = set_if_empty(&mut ru.type_, daemonset::STANDARD);
             if ru_type == daemonset::SURGING {
                 *ru_type = daemonset::STANDARD.into();
                 ru.max_surge.get_or_insert(IntOrString::Int(1));
@@ -131,19 +119,17 @@ impl Defaulted for ud::UnitedDeployment {
         spec.replicas.get_or_insert(1);
         spec.revision_history_limit.get_or_insert(10);
         let strategy = spec.update_strategy.get_or_insert_with(Default::default);
-        strategy.type_.get_or_insert_with(|| ud::MANUAL.into());
+        set_if_empty(&mut strategy.type_, ud::MANUAL);
         strategy.manual_update.get_or_insert_with(Default::default);
         if let Some(waves) = strategy.waves.as_mut() {
-            waves
-                .unit
-                .get_or_insert_with(|| ud::WAVE_UNIT_SUBSET.into());
+            set_if_empty(&mut waves.unit, ud::WAVE_UNIT_SUBSET);
             waves.progress_deadline_seconds.get_or_insert(600);
         }
         let schedule = spec
             .topology
             .schedule_strategy
             .get_or_insert_with(Default::default);
-        let schedule_type = schedule.type_.get_or_insert_with(|| ud::FIXED.into());
+        let schedule_type = set_if_empty(&mut schedule.type_, ud::FIXED);
         if schedule_type == ud::ADAPTIVE {
             let adaptive = schedule.adaptive.get_or_insert_with(Default::default);
             adaptive.reschedule_critical_seconds.get_or_insert(30);
@@ -182,6 +168,6 @@ impl Defaulted for ws::WorkloadSpread {
             .spec
             .schedule_strategy
             .get_or_insert_with(Default::default);
-        schedule.type_.get_or_insert_with(|| ws::FIXED.into());
+        set_if_empty(&mut schedule.type_, ws::FIXED);
     }
 }

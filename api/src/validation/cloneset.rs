@@ -109,7 +109,11 @@ fn validate_update_strategy(
     with_partition: bool,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let type_ = s.type_.as_deref().unwrap_or(cloneset::RECREATE);
+    let type_ = s
+        .type_
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .unwrap_or(cloneset::RECREATE);
     if !cloneset::UPDATE_STRATEGY_TYPES.contains(&type_) {
         errs.push(FieldError::not_supported(
             path.child("type"),

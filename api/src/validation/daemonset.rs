@@ -71,7 +71,11 @@ pub fn validate_daemonset_spec(spec: &DaemonSetSpec, path: &Path) -> Vec<FieldEr
         return errs;
     };
     let p = path.child("updateStrategy");
-    let type_ = strategy.type_.as_deref().unwrap_or(ds::ROLLING_UPDATE);
+    let type_ = strategy
+        .type_
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .unwrap_or(ds::ROLLING_UPDATE);
     if !UPDATE_TYPES.contains(&type_) {
         errs.push(FieldError::not_supported(
             p.child("type"),
@@ -90,7 +94,11 @@ pub fn validate_daemonset_spec(spec: &DaemonSetSpec, path: &Path) -> Vec<FieldEr
         ));
         return errs;
     };
-    let ru_type = ru.type_.as_deref().unwrap_or(ds::STANDARD);
+    let ru_type = ru
+        .type_
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .unwrap_or(ds::STANDARD);
     if !ROLLING_TYPES.contains(&ru_type) {
         errs.push(FieldError::not_supported(
             rp.child("rollingUpdateType"),

@@ -87,7 +87,12 @@ fn validate_pull_template(t: &ImagePullJobTemplate, path: &Path) -> Vec<FieldErr
     }
     let cp = path.child("completionPolicy");
     let policy = &t.completion_policy;
-    match policy.type_.as_deref().unwrap_or("Always") {
+    match policy
+        .type_
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .unwrap_or("Always")
+    {
         "Always" => {
             if let Some(deadline) = policy
                 .active_deadline_seconds

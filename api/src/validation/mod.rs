@@ -4,12 +4,14 @@
 mod cloneset;
 mod daemonset;
 mod federation;
+mod hub;
 mod images;
 mod jobs;
 mod podunavailablebudget;
 mod sidecarset;
 mod statefulset;
 mod uniteddeployment;
+mod update;
 mod workloadspread;
 
 pub mod common;
@@ -17,6 +19,7 @@ pub mod common;
 pub use cloneset::validate_cloneset_spec;
 pub use daemonset::validate_daemonset_spec;
 pub use statefulset::validate_statefulset_spec;
+pub use update::ValidatedUpdate;
 
 use crate::field::FieldError;
 

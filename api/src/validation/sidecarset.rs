@@ -54,6 +54,7 @@ impl Validated for SidecarSet {
             .update_strategy
             .as_ref()
             .and_then(|s| s.type_.as_deref())
+            .filter(|v| !v.is_empty())
             .unwrap_or(ss::ROLLING_UPDATE)
             == ss::ROLLING_UPDATE;
         let mut names = BTreeSet::new();
@@ -267,6 +268,38 @@ fn validate_sidecar(
                 p.child(field).child("type"),
                 t,
                 &share,
+            ));
+        }
+    }
+    if let Some(policy) = &s.resources_policy {
+        let rp = p.child("resourcesPolicy");
+        let has_resources = c.container.resources.as_ref().is_some_and(|r| {
+            r.limits.as_ref().is_some_and(|l| !l.is_empty())
+                || r.requests.as_ref().is_some_and(|q| !q.is_empty())
+        });
+        if has_resources {
+            errs.push(FieldError::forbidden(
+                &rp,
+                "resourcesPolicy cannot be used together with resources",
+            ));
+        }
+        if !app_container && c.container.restart_policy.as_deref() != Some("Always") {
+            errs.push(FieldError::forbidden(
+                &rp,
+                "resourcesPolicy is only allowed on initContainers with restartPolicy Always",
+            ));
+        }
+        if !["sum", "max"].contains(&policy.target_containers_mode.as_str()) {
+            errs.push(FieldError::not_supported(
+                rp.child("targetContainersMode"),
+                policy.target_containers_mode.as_str(),
+                &["sum", "max"],
+            ));
+        }
+        if policy.resources_expr.limits.is_none() && policy.resources_expr.requests.is_none() {
+            errs.push(FieldError::required(
+                rp.child("resourcesExpr"),
+                "at least one of limits and requests is required",
             ));
         }
     }

@@ -89,7 +89,11 @@ pub fn validate_statefulset_spec(
 
     if let Some(strategy) = &spec.update_strategy {
         let p = path.child("updateStrategy");
-        let type_ = strategy.type_.as_deref().unwrap_or(sts::ROLLING_UPDATE);
+        let type_ = strategy
+            .type_
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(sts::ROLLING_UPDATE);
         if !UPDATE_TYPES.contains(&type_) {
             errs.push(FieldError::not_supported(
                 p.child("type"),
@@ -126,7 +130,11 @@ pub fn validate_statefulset_spec(
                     parallel,
                 )),
             }
-            let pod_policy = ru.pod_update_policy.as_deref().unwrap_or(sts::RECREATE);
+            let pod_policy = ru
+                .pod_update_policy
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .unwrap_or(sts::RECREATE);
             if !POD_UPDATE_POLICIES.contains(&pod_policy) {
                 errs.push(FieldError::not_supported(
                     rp.child("podUpdatePolicy"),

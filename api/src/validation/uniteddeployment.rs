@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use super::cloneset::validate_cloneset_spec;
 use super::common::*;
+use super::hub::{validate_cluster_targets, validate_waves};
 use super::statefulset::validate_statefulset_spec;
 use super::Validated;
 use crate::apps::v1alpha1::uniteddeployment::{
@@ -48,6 +49,7 @@ fn validate_spec(spec: &UnitedDeploymentSpec, path: &Path) -> Vec<FieldError> {
         .schedule_strategy
         .as_ref()
         .and_then(|s| s.type_.as_deref())
+        .filter(|v| !v.is_empty())
         .unwrap_or(ud::FIXED);
     errs.extend(validate_subsets(
         subsets,
@@ -118,60 +120,12 @@ fn validate_spec(spec: &UnitedDeploymentSpec, path: &Path) -> Vec<FieldError> {
             errs.extend(validate_non_negative((*value).into(), &pp.key(name)));
         }
         if let Some(waves) = &strategy.waves {
-            let wp = p.child("waves");
-            if !partitions.is_empty() {
-                errs.push(FieldError::forbidden(
-                    &wp,
-                    "waves and manualUpdate.partitions are mutually exclusive",
-                ));
-            }
-            let unit = waves.unit.as_deref().unwrap_or(ud::WAVE_UNIT_SUBSET);
-            let units = [ud::WAVE_UNIT_SUBSET, ud::WAVE_UNIT_CLUSTER];
-            if !units.contains(&unit) {
-                errs.push(FieldError::not_supported(wp.child("unit"), unit, &units));
-            }
-            let cluster_subsets = subsets
-                .iter()
-                .any(|s| s.clusters.is_some() || s.cluster_selector.is_some());
-            if unit == ud::WAVE_UNIT_CLUSTER && !cluster_subsets {
-                errs.push(FieldError::invalid(
-                    wp.child("unit"),
-                    unit,
-                    "waves by Cluster need subsets with clusters or clusterSelector",
-                ));
-            }
-            if let Some(order) = waves.order.as_ref().filter(|_| units.contains(&unit)) {
-                errs.extend(validate_unique(
-                    order.iter().map(String::as_str),
-                    &wp.child("order"),
-                ));
-                let listed: BTreeSet<&str> = subsets
-                    .iter()
-                    .flat_map(|s| s.clusters.iter().flatten())
-                    .map(String::as_str)
-                    .collect();
-                for (i, entry) in order.iter().enumerate() {
-                    let unknown = if unit == ud::WAVE_UNIT_SUBSET {
-                        !names.contains(entry.as_str())
-                    } else {
-                        subsets.iter().all(|s| s.cluster_selector.is_none())
-                            && !listed.contains(entry.as_str())
-                    };
-                    if unknown {
-                        errs.push(FieldError::not_found(
-                            wp.child("order").index(i),
-                            entry.as_str(),
-                        ));
-                    }
-                }
-            }
-            if let Some(deadline) = waves.progress_deadline_seconds.filter(|d| *d <= 0) {
-                errs.push(FieldError::invalid(
-                    wp.child("progressDeadlineSeconds"),
-                    deadline,
-                    "must be greater than 0",
-                ));
-            }
+            errs.extend(validate_waves(
+                waves,
+                subsets,
+                !partitions.is_empty(),
+                &p.child("waves"),
+            ));
         }
     }
     if let Some(limit) = spec.revision_history_limit {
@@ -477,50 +431,6 @@ fn validate_subsets(
             sum,
             format!("if replicas of all subsets are provided, the sum of indicated subset replicas {sum} should equal UnitedDeployment replicas {r}"),
         ));
-    }
-    errs
-}
-
-/// Hub extension rules for `clusters` / `clusterSelector` on subsets (UnitedDeployment and WorkloadSpread).
-pub(crate) fn validate_cluster_targets<'a>(
-    subsets: impl Iterator<Item = (Option<&'a [String]>, Option<&'a LabelSelector>)>,
-    path: &Path,
-) -> Vec<FieldError> {
-    let targets: Vec<_> = subsets.collect();
-    let mut errs = Vec::new();
-    let any = targets.iter().any(|(c, s)| c.is_some() || s.is_some());
-    for (i, (clusters, cluster_selector)) in targets.iter().enumerate() {
-        let p = path.index(i);
-        if clusters.is_some() && cluster_selector.is_some() {
-            errs.push(FieldError::forbidden(
-                p.child("clusterSelector"),
-                "may not be set together with clusters",
-            ));
-        }
-        if let Some(clusters) = clusters {
-            if clusters.is_empty() {
-                errs.push(FieldError::required(
-                    p.child("clusters"),
-                    "must name at least one cluster",
-                ));
-            }
-            for (j, c) in clusters.iter().enumerate() {
-                errs.extend(validate_dns1123_subdomain(c, &p.child("clusters").index(j)));
-            }
-            errs.extend(validate_unique(
-                clusters.iter().map(String::as_str),
-                &p.child("clusters"),
-            ));
-        }
-        if let Some(sel) = cluster_selector {
-            errs.extend(validate_label_selector(sel, &p.child("clusterSelector")));
-        }
-        if any && clusters.is_none() && cluster_selector.is_none() {
-            errs.push(FieldError::required(
-                &p,
-                "every subset must set clusters or clusterSelector when any subset does",
-            ));
-        }
     }
     errs
 }

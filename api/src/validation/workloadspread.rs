@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::*;
-use super::uniteddeployment::validate_cluster_targets;
+use super::hub::validate_cluster_targets;
 use super::Validated;
 use crate::apps::v1alpha1::workloadspread::{self as ws, WorkloadSpread};
 use crate::field::{FieldError, Path};
@@ -132,7 +132,11 @@ impl Validated for WorkloadSpread {
         ));
         if let Some(schedule) = &spec.schedule_strategy {
             let p = path.child("scheduleStrategy");
-            let t = schedule.type_.as_deref().unwrap_or(ws::FIXED);
+            let t = schedule
+                .type_
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .unwrap_or(ws::FIXED);
             if t != ws::FIXED && t != ws::ADAPTIVE {
                 errs.push(FieldError::not_supported(
                     p.child("type"),

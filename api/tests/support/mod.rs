@@ -108,6 +108,10 @@ pub fn set(value: &mut Value, pointer: &str, new: Value) {
         cur = match cur {
             Value::Array(items) => {
                 let idx: usize = part.parse().expect("array index");
+                if idx == items.len() {
+                    // Writing one past the end appends, like a JSON-patch `add`.
+                    items.push(Value::Null);
+                }
                 &mut items[idx]
             }
             other => {

@@ -2,7 +2,8 @@
 //! store and for an etcd store over a throwaway etcd, with raw etcd-client puts as the baseline.
 //!
 //! Run: `cargo run --release -p kruise-apiserver --bin store-bench` (needs Debian `etcd-server`
-//! for the etcd figures; they are skipped with a message otherwise).
+//! for the etcd figures; they are skipped with a message otherwise). `--etcd-only` skips the
+//! memory store figures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,6 +105,35 @@ async fn raw_puts_per_second(
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Raw etcd-client create-if-absent transactions (the store's create, minus the store) per second.
+async fn raw_txns_per_second(
+    client: &etcd_client::Client,
+    count: usize,
+    round: usize,
+) -> anyhow::Result<f64> {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CLIENTS {
+        let mut kv = client.kv_client();
+        tasks.push(tokio::spawn(async move {
+            for i in (worker..count).step_by(CLIENTS) {
+                let key = format!("/rawtxn/{round}/{i:06}");
+                let value = format!(r#"{{"kind":"ConfigMap","data":{{"i":"{i}"}}}}"#);
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, value, None)]);
+                kv.txn(txn).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
 /// p50 and p99 (in ms) of write-start to event-receipt with `WATCHERS` watchers.
 async fn watch_latency<S: Store>(store: Arc<S>, prefix: &str) -> anyhow::Result<(f64, f64)> {
     let base = Instant::now();
@@ -166,6 +196,35 @@ async fn memory_growth<S: Store>(store: Arc<S>, pid: Option<u32>) -> anyhow::Res
     Ok(rss_bytes(pid)?.saturating_sub(before))
 }
 
+/// Creates `MEMORY_VALUES` pods from `CLIENTS` tasks; returns creates/s and the slowest create.
+async fn pod_writes<S: Store>(store: Arc<S>) -> anyhow::Result<(f64, Duration)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            for i in (client..MEMORY_VALUES).step_by(CLIENTS) {
+                let value = pod_json(i);
+                let write = Instant::now();
+                store
+                    .create(&format!("/registry/core/pods/bench/app-{i:06}"), value)
+                    .await?;
+                slowest = slowest.max(write.elapsed());
+            }
+            anyhow::Ok(slowest)
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for task in tasks {
+        slowest = slowest.max(task.await??);
+    }
+    Ok((
+        MEMORY_VALUES as f64 / started.elapsed().as_secs_f64(),
+        slowest,
+    ))
+}
+
 fn per_value(bytes: u64) -> String {
     format!(
         "{:.0} MiB total, {:.0} bytes/value",
@@ -174,9 +233,13 @@ fn per_value(bytes: u64) -> String {
     )
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    println!("store-bench: {CLIENTS} clients, {CREATES} creates; {WATCHERS} watchers x {WATCHED_WRITES} writes every {WRITE_INTERVAL:?}; {MEMORY_VALUES} pod values (~{} bytes)", pod_json(0).len());
+async fn memory_figures() -> anyhow::Result<()> {
+    // First, before other runs leave freed heap behind that the allocator would reuse.
+    let growth = memory_growth(Arc::new(MemoryStore::new()), None).await?;
+    println!(
+        "memory            RSS for {MEMORY_VALUES} pods: {}",
+        per_value(growth)
+    );
 
     let memory = Arc::new(MemoryStore::new());
     let rate = creates_per_second(memory.clone(), "/registry/configmaps/bench/", CREATES).await?;
@@ -195,12 +258,34 @@ async fn main() -> anyhow::Result<()> {
     drop(persistent);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let growth = memory_growth(Arc::new(MemoryStore::new()), None).await?;
+    // Snapshots run on the write path: the slowest write shows what one costs at this size.
+    let persistent = Arc::new(MemoryStore::open(&dir)?);
+    let (rate, slowest) = pod_writes(persistent.clone()).await?;
     println!(
-        "memory            RSS for {MEMORY_VALUES} pods: {}",
-        per_value(growth)
+        "memory+log        {MEMORY_VALUES} pod creates: {rate:.0}/s, slowest write {:.0} ms (includes snapshots)",
+        slowest.as_secs_f64() * 1e3
     );
+    drop(persistent);
+    let reopen = Instant::now();
+    let recovered = MemoryStore::open(&dir)?;
+    println!(
+        "memory+log        reopen with {MEMORY_VALUES} pods: {:.0} ms (revision {})",
+        reopen.elapsed().as_secs_f64() * 1e3,
+        recovered.current_revision().await?
+    );
+    drop(recovered);
+    let _ = std::fs::remove_dir_all(&dir);
 
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    println!("store-bench: {CLIENTS} clients, {CREATES} creates; {WATCHERS} watchers x {WATCHED_WRITES} writes every {WRITE_INTERVAL:?}; {MEMORY_VALUES} pod values (~{} bytes)", pod_json(0).len());
+
+    if !std::env::args().any(|arg| arg == "--etcd-only") {
+        memory_figures().await?;
+    }
     let etcd = match EtcdProcess::start().await {
         Ok(etcd) => etcd,
         Err(EtcdProcessError::NotInstalled) => {
@@ -215,23 +300,27 @@ async fn main() -> anyhow::Result<()> {
     );
     let store = Arc::new(EtcdStore::connect(&[etcd.endpoint()], "").await?);
     // Alternate baseline and store rounds so that neither profits from a warmer or emptier etcd.
-    let (mut raw, mut rate) = (0f64, 0f64);
+    let (mut raw, mut raw_txn, mut rate) = (0f64, 0f64, 0f64);
     for round in 0..2 {
         let r = raw_puts_per_second(store.client(), CREATES, round).await?;
+        let t = raw_txns_per_second(store.client(), CREATES, round).await?;
         let s = creates_per_second(
             store.clone(),
             &format!("/registry/configmaps/round{round}/"),
             CREATES,
         )
         .await?;
-        println!("etcd round {round}      raw puts/s {r:>8.0}, store creates/s {s:>8.0}");
+        println!("etcd round {round}      raw puts/s {r:>8.0}, raw create txns/s {t:>8.0}, store creates/s {s:>8.0}");
         raw = raw.max(r);
+        raw_txn = raw_txn.max(t);
         rate = rate.max(s);
     }
     println!("etcd raw put      puts/s:    {raw:>10.0} (best round)");
+    println!("etcd raw txn      txns/s:    {raw_txn:>10.0} (best round; create-if-absent)");
     println!(
-        "etcd store        creates/s: {rate:>10.0} (best round, {:.0}% of raw puts)",
-        100.0 * rate / raw
+        "etcd store        creates/s: {rate:>10.0} (best round, {:.0}% of raw puts, {:.0}% of raw create txns)",
+        100.0 * rate / raw,
+        100.0 * rate / raw_txn
     );
     let (p50, p99) = watch_latency(store.clone(), "/registry/watch/").await?;
     println!("etcd store        watch latency: p50 {p50:.3} ms, p99 {p99:.3} ms");

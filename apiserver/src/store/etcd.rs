@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions,
-    Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KvClient,
+    PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
 };
 use futures::StreamExt;
 use tonic::Code;
@@ -20,6 +20,13 @@ use tonic::Code;
 use super::{
     EventKind, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent, WatchStream,
 };
+
+/// Keys per range request when listing; larger lists are read in pages at one revision.
+const LIST_PAGE: usize = 500;
+
+/// Largest response accepted from etcd (etcd-client's default of 4 MiB is too small for a page of
+/// large objects or a watch response replaying many revisions).
+const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// Bound on every unary etcd request (watches are long-lived and have none).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +52,8 @@ fn map_err(e: etcd_client::Error) -> StoreError {
             | Code::Cancelled
             | Code::Aborted
             | Code::ResourceExhausted
+            // A paged list whose revision was compacted meanwhile: a retry reads a fresh one.
+            | Code::OutOfRange
             | Code::Unknown => StoreError::Unavailable {
                 message: e.to_string(),
             },
@@ -158,8 +167,14 @@ impl EtcdStore {
         }
     }
 
+    fn kv(&self) -> KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         self.bounded(kv.txn(txn)).await
     }
 
@@ -194,6 +209,14 @@ impl EtcdStore {
     }
 }
 
+fn response_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revision, StoreError> {
+    header
+        .map(|h| h.revision())
+        .ok_or_else(|| StoreError::Internal {
+            message: "etcd response without header".to_owned(),
+        })
+}
+
 fn header_revision(response: &TxnResponse) -> Result<Revision, StoreError> {
     response
         .header()
@@ -206,7 +229,7 @@ fn header_revision(response: &TxnResponse) -> Result<Revision, StoreError> {
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let response = self.bounded(kv.get(self.full_key(key), None)).await?;
         response.kvs().first().map(|kv| self.to_kv(kv)).transpose()
     }
@@ -218,46 +241,59 @@ impl Store for EtcdStore {
         limit: Option<usize>,
     ) -> Result<ListResult, StoreError> {
         let full_prefix = self.full_key(prefix);
-        let start = match start_after {
+        let range_end = prefix_end(&full_prefix);
+        let mut start = match start_after {
             Some(after) if after >= prefix => {
                 let mut start = self.full_key(after);
                 start.push(0);
                 start
             }
-            _ => non_empty(full_prefix.clone()),
+            _ => non_empty(full_prefix),
         };
-        let mut options = GetOptions::new().with_range(prefix_end(&full_prefix));
-        if let Some(limit) = limit {
-            // etcd treats 0 as "no limit"; an empty page is answered without asking.
-            if limit == 0 {
-                let revision = self.current_revision().await?;
-                return Ok(ListResult {
-                    items: Vec::new(),
-                    revision,
-                    more: true,
-                });
-            }
-            options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut kv = self.kv();
+        if limit == Some(0) {
+            // etcd reads a limit of 0 as "no limit": count instead, to tell whether keys follow.
+            let options = GetOptions::new().with_range(range_end).with_count_only();
+            let response = self.bounded(kv.get(start, Some(options))).await?;
+            return Ok(ListResult {
+                items: Vec::new(),
+                revision: response_revision(response.header())?,
+                more: response.count() > 0,
+            });
         }
-        let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.get(start, Some(options))).await?;
-        let revision =
-            response
-                .header()
-                .map(|h| h.revision())
-                .ok_or_else(|| StoreError::Internal {
-                    message: "etcd range without header".to_owned(),
-                })?;
-        let items = response
-            .kvs()
-            .iter()
-            .map(|kv| self.to_kv(kv))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ListResult {
-            items,
-            revision,
-            more: response.more(),
-        })
+        // Read in pages of at most LIST_PAGE keys, all at the first page's revision, so that a
+        // large list is one consistent snapshot without one huge response.
+        let wanted = limit.unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut revision = None;
+        loop {
+            let page = (wanted - items.len()).min(LIST_PAGE);
+            let mut options = GetOptions::new()
+                .with_range(range_end.clone())
+                .with_limit(page as i64);
+            if let Some(revision) = revision {
+                options = options.with_revision(revision);
+            }
+            let response = self.bounded(kv.get(start.clone(), Some(options))).await?;
+            let read_at = *revision.get_or_insert(response_revision(response.header())?);
+            for kv in response.kvs() {
+                items.push(self.to_kv(kv)?);
+            }
+            let more = response.more();
+            match items.last() {
+                Some(last) if more && items.len() < wanted => {
+                    start = self.full_key(&last.key);
+                    start.push(0);
+                }
+                _ => {
+                    return Ok(ListResult {
+                        items,
+                        revision: read_at,
+                        more,
+                    })
+                }
+            }
+        }
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
@@ -364,7 +400,10 @@ impl Store for EtcdStore {
             .with_range(prefix_end(&full_prefix))
             .with_start_revision(after.max(0) + 1)
             .with_prev_key();
-        let mut client = self.client.watch_client();
+        let mut client = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let stream = self
             .bounded(client.watch(non_empty(full_prefix), Some(options)))
             .await?;
@@ -385,7 +424,7 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let options = GetOptions::new().with_count_only();
         // Any key will do: only the header revision is used (and etcd rejects an empty key).
         let response = self

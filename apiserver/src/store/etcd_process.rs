@@ -26,8 +26,15 @@ pub enum EtcdProcessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("etcd did not become ready within {waited:?}; log tail:\n{log_tail}")]
+    #[error("etcd did not become ready (gave up after {waited:?}); log tail:\n{log_tail}")]
     NotReady { waited: Duration, log_tail: String },
+}
+
+/// Why one start attempt failed.
+enum Start {
+    /// The process exited on its own: worth retrying on other ports.
+    Exited(EtcdProcessError),
+    Failed(EtcdProcessError),
 }
 
 /// A running etcd; killed (and its data removed) on drop.
@@ -77,22 +84,38 @@ fn scratch_root() -> PathBuf {
 }
 
 impl EtcdProcess {
-    /// Starts etcd and waits until it serves requests.
+    /// Starts etcd and waits until it serves requests. A start that fails because the process
+    /// exited (typically a port taken between choosing and binding it) is retried on new ports.
     pub async fn start() -> Result<Self, EtcdProcessError> {
+        const ATTEMPTS: usize = 3;
         let binary = etcd_binary().ok_or(EtcdProcessError::NotInstalled)?;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&binary).await {
+                Err(Start::Exited(_)) if attempt < ATTEMPTS => attempt += 1,
+                Err(Start::Exited(e) | Start::Failed(e)) => return Err(e),
+                Ok(process) => return Ok(process),
+            }
+        }
+    }
+
+    async fn start_once(binary: &Path) -> Result<Self, Start> {
         let root = scratch_root();
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| EtcdProcessError::Io { path, source }
+            move |source| Start::Failed(EtcdProcessError::Io { path, source })
         };
         fs::create_dir_all(&root).map_err(io(&root))?;
         let log_path = root.join("etcd.log");
         let log = File::create(&log_path).map_err(io(&log_path))?;
         let log_err = log.try_clone().map_err(io(&log_path))?;
-        let (client_port, peer_port) = (free_port()?, free_port()?);
+        let (client_port, peer_port) = (
+            free_port().map_err(Start::Failed)?,
+            free_port().map_err(Start::Failed)?,
+        );
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let child = Command::new(&binary)
+        let spawned = Command::new(binary)
             .args(["--name", "t", "--data-dir"])
             .arg(root.join("data"))
             .args([
@@ -111,8 +134,15 @@ impl EtcdProcess {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
-            .spawn()
-            .map_err(io(&binary))?;
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&root);
+                return Err(io(binary)(e));
+            }
+        };
+        // From here on, dropping `process` stops etcd and removes its directory.
         let mut process = Self {
             child,
             endpoint: client_url,
@@ -122,11 +152,15 @@ impl EtcdProcess {
         Ok(process)
     }
 
-    async fn wait_ready(&mut self, log_path: &Path) -> Result<(), EtcdProcessError> {
+    async fn wait_ready(&mut self, log_path: &Path) -> Result<(), Start> {
         let started = Instant::now();
         while started.elapsed() < READY_TIMEOUT {
             if let Ok(Some(_)) = self.child.try_wait() {
-                break;
+                let waited = started.elapsed();
+                return Err(Start::Exited(EtcdProcessError::NotReady {
+                    waited,
+                    log_tail: log_tail(log_path),
+                }));
             }
             let probe = async {
                 let mut client =
@@ -138,10 +172,11 @@ impl EtcdProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(EtcdProcessError::NotReady {
-            waited: started.elapsed(),
+        let waited = started.elapsed();
+        Err(Start::Failed(EtcdProcessError::NotReady {
+            waited,
             log_tail: log_tail(log_path),
-        })
+        }))
     }
 
     /// The etcd server's process id (e.g. to read its memory use).

@@ -1,13 +1,16 @@
 //! Test harness: a throwaway etcd plus an `EtcdStore` connected to it.
 
+// Included by several test binaries, each using a different part.
+#![allow(dead_code)]
+
 use kruise_apiserver::store::etcd_process::{EtcdProcess, EtcdProcessError};
 use kruise_apiserver::store::EtcdStore;
 
 /// A running etcd and a store over it; the etcd stops when this is dropped.
 pub struct EtcdHarness {
     pub store: EtcdStore,
-    // Dropped after `store` (field order), so the client never outlives the server by design.
-    _process: EtcdProcess,
+    /// The server; declared after `store` so that it is dropped last.
+    pub process: EtcdProcess,
 }
 
 /// Starts etcd for `suite`, or prints why the suite is skipped and returns `None` when the
@@ -18,10 +21,7 @@ pub async fn start_or_skip(suite: &str, key_prefix: &str) -> Option<EtcdHarness>
             let store = EtcdStore::connect(&[process.endpoint()], key_prefix)
                 .await
                 .unwrap_or_else(|e| panic!("connecting to etcd at {}: {e}", process.endpoint()));
-            Some(EtcdHarness {
-                store,
-                _process: process,
-            })
+            Some(EtcdHarness { store, process })
         }
         Err(EtcdProcessError::NotInstalled) => {
             eprintln!("skipping {suite}: etcd not installed (apt-get install etcd-server)");

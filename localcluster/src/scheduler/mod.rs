@@ -96,7 +96,7 @@ pub async fn run(client: Client, model: LatencyModel) {
     }
     let recorder = EventRecorder::new(client.clone(), SCHEDULER_NAME, None);
     // Pods bound by this scheduler whose binding the pod cache has not shown yet.
-    let mut assumed: HashMap<String, (String, Resources)> = HashMap::new();
+    let mut assumed: HashMap<String, (String, Resources, Option<String>)> = HashMap::new();
     let mut verdicts: HashMap<String, Verdict> = HashMap::new();
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), notify.notified()).await;
@@ -112,9 +112,13 @@ pub async fn run(client: Client, model: LatencyModel) {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let mut spread = plan::Spread::default();
         for p in &all_pods {
             if let Some(i) = is_active_on_node(p).and_then(|n| index.get(n)) {
                 infos[*i].requested += plan::pod_requests(p);
+                if let Some(owner) = plan::owner_of(p) {
+                    spread.add(&owner, &infos[*i]);
+                }
             }
             if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
                 assumed.remove(&p.uid().unwrap_or_default());
@@ -124,9 +128,12 @@ pub async fn run(client: Client, model: LatencyModel) {
             all_pods.iter().filter_map(|p| p.uid()).collect();
         assumed.retain(|uid, _| live.contains(uid));
         verdicts.retain(|uid, _| live.contains(uid));
-        for (node, req) in assumed.values() {
+        for (node, req, owner) in assumed.values() {
             if let Some(i) = index.get(node) {
                 infos[*i].requested += *req;
+                if let Some(owner) = owner {
+                    spread.add(owner, &infos[*i]);
+                }
             }
         }
 
@@ -148,12 +155,16 @@ pub async fn run(client: Client, model: LatencyModel) {
                 continue;
             }
             let uid = pod.uid().unwrap_or_default();
-            match plan::schedule(pod, &infos) {
+            match plan::schedule(pod, &infos, &spread) {
                 Ok(node) => {
                     // Assume the binding now so the next decisions see the node's new load.
                     let req = plan::pod_requests(pod);
+                    let owner = plan::owner_of(pod);
                     infos[index[&node]].requested += req;
-                    assumed.insert(uid.clone(), (node.clone(), req));
+                    if let Some(owner) = &owner {
+                        spread.add(owner, &infos[index[&node]]);
+                    }
+                    assumed.insert(uid.clone(), (node.clone(), req, owner));
                     verdicts.remove(&uid);
                     binds.push((pod.clone(), node));
                 }

@@ -1,7 +1,7 @@
 //! The scheduler's pure core: which nodes fit a pod (filters with kube-scheduler's failure
 //! reasons) and which fitting node is best (scores). No I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
@@ -248,8 +248,60 @@ pub fn filter(pod: &Pod, requests: Resources, node: &NodeInfo) -> Vec<String> {
     reasons
 }
 
-/// Higher is better: preferred node affinity weights, then least requested resources.
-pub fn score(pod: &Pod, requests: Resources, node: &NodeInfo) -> i64 {
+/// The controller (owner uid) whose pods a pod is spread with, as the default topology spread
+/// constraints of kube-scheduler group them.
+pub fn owner_of(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// How many pods of each controller run per node and per zone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Spread {
+    by_node: HashMap<(String, String), i64>,
+    by_zone: HashMap<(String, String), i64>,
+}
+
+impl Spread {
+    /// Counts a pod of `owner` on `node`.
+    pub fn add(&mut self, owner: &str, node: &NodeInfo) {
+        *self
+            .by_node
+            .entry((owner.to_string(), node.name.clone()))
+            .or_default() += 1;
+        if let Some(zone) = node.labels.get(ZONE_LABEL) {
+            *self
+                .by_zone
+                .entry((owner.to_string(), zone.clone()))
+                .or_default() += 1;
+        }
+    }
+
+    fn penalty(&self, owner: &str, node: &NodeInfo) -> f64 {
+        let on_node = self
+            .by_node
+            .get(&(owner.to_string(), node.name.clone()))
+            .copied()
+            .unwrap_or(0);
+        let in_zone = node
+            .labels
+            .get(ZONE_LABEL)
+            .and_then(|z| self.by_zone.get(&(owner.to_string(), z.clone())))
+            .copied()
+            .unwrap_or(0);
+        (on_node * 20 + in_zone * 10) as f64
+    }
+}
+
+/// Higher is better: preferred node affinity weights, then spreading a controller's pods over
+/// nodes and zones (kube-scheduler's default topology spread), then least requested resources.
+pub fn score(pod: &Pod, requests: Resources, node: &NodeInfo, spread: &Spread) -> f64 {
     let preferred: i64 = pod
         .spec
         .as_ref()
@@ -269,9 +321,9 @@ pub fn score(pod: &Pod, requests: Resources, node: &NodeInfo) -> i64 {
         .unwrap_or(0);
     let frac = |alloc: i64, used: i64| {
         if alloc <= 0 {
-            0
+            0.0
         } else {
-            (alloc - used).max(0) * 100 / alloc
+            (alloc - used).max(0) as f64 * 100.0 / alloc as f64
         }
     };
     let least = (frac(
@@ -281,19 +333,20 @@ pub fn score(pod: &Pod, requests: Resources, node: &NodeInfo) -> i64 {
         node.allocatable.memory_bytes,
         node.requested.memory_bytes + requests.memory_bytes,
     ) + frac(node.allocatable.pods, node.requested.pods + requests.pods))
-        / 3;
-    preferred * 100 + least
+        / 3.0;
+    let spread_penalty = owner_of(pod).map_or(0.0, |o| spread.penalty(&o, node));
+    preferred as f64 * 1000.0 - spread_penalty + least
 }
 
 /// Picks the node for `pod`, or explains why none fits: `0/3 nodes are available: 3 Insufficient cpu.`
-pub fn schedule(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, String> {
+pub fn schedule(pod: &Pod, nodes: &[NodeInfo], spread: &Spread) -> Result<String, String> {
     let requests = pod_requests(pod);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let mut best: Option<(i64, &NodeInfo)> = None;
+    let mut best: Option<(f64, &NodeInfo)> = None;
     for node in nodes {
         let failed = filter(pod, requests, node);
         if failed.is_empty() {
-            let s = score(pod, requests, node);
+            let s = score(pod, requests, node, spread);
             // Ties go to the first node in name order, so placement is reproducible.
             if best.is_none_or(|(b, n)| s > b || (s == b && node.name < n.name)) {
                 best = Some((s, node));

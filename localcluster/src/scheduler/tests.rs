@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
-use super::plan::{pod_requests, schedule, NodeInfo, Resources};
+use super::plan::{pod_requests, NodeInfo, Resources, Spread};
+
+fn schedule(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, String> {
+    super::plan::schedule(pod, nodes, &Spread::default())
+}
 
 fn node(name: &str, zone: &str) -> NodeInfo {
     NodeInfo {
@@ -186,4 +190,36 @@ fn not_ready_nodes_carry_the_not_ready_taint() {
     );
     let p = pod(json!({"containers": [{"name": "a", "image": "a"}]}));
     assert_eq!(schedule(&p, &[info]), Err("0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.".into()));
+}
+
+#[test]
+fn a_controllers_pods_spread_over_zones_and_nodes() {
+    // step by step, as the scheduler places five replicas of one CloneSet on three zones
+    let nodes = vec![node("n1", "a"), node("n2", "b"), node("n3", "c")];
+    let p = serde_json::from_value::<Pod>(json!({
+        "metadata": {"name": "web-x", "namespace": "default", "ownerReferences": [
+            {"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "name": "web", "uid": "cs-1", "controller": true}
+        ]},
+        "spec": {"containers": [{"name": "a", "image": "a"}]}
+    }))
+    .expect("pod");
+    let mut spread = Spread::default();
+    let mut infos = nodes.clone();
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        let n = super::plan::schedule(&p, &infos, &spread).expect("fits");
+        let i = infos.iter().position(|x| x.name == n).expect("node");
+        infos[i].requested += pod_requests(&p);
+        spread.add("cs-1", &infos[i]);
+        placed.push(n);
+    }
+    assert_eq!(placed, ["n1", "n2", "n3", "n1", "n2"]);
+}
+
+#[test]
+fn least_requested_breaks_ties_by_pod_count() {
+    let mut nodes = vec![node("n1", "a"), node("n2", "a"), node("n3", "a")];
+    nodes[0].requested.pods = 1;
+    let p = pod(json!({"containers": [{"name": "a", "image": "a"}]}));
+    assert_eq!(schedule(&p, &nodes), Ok("n2".into()));
 }

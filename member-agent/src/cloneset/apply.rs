@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
@@ -20,6 +21,7 @@ use super::{Context, Error};
 use crate::inplace::{self, REASON_START};
 use crate::lifecycle::{self, LifecycleState};
 use crate::metrics::{ControllerName, WriteKind};
+use crate::podpatch;
 use crate::pods::{IN_PLACE_UPDATE_READY, SPECIFIED_DELETE_LABEL};
 use crate::revision::{self, CONTROLLER_REVISION_HASH, POD_TEMPLATE_HASH};
 
@@ -182,6 +184,7 @@ fn is_status(e: &Error, code: u16) -> bool {
 pub async fn mutate_pod(
     ctx: &Context,
     api: &Api<Pod>,
+    ns: &str,
     name: &str,
     status: bool,
     f: impl Fn(&mut Pod) -> bool,
@@ -191,6 +194,33 @@ pub async fn mutate_pod(
     } else {
         WriteKind::UpdatePod
     };
+    // Fast path: one strategic-merge patch computed against the cached pod.
+    if let Some(cached) = ctx.pods.get(&ObjectRef::new(name).within(ns)) {
+        let mut new = (*cached).clone();
+        if !f(&mut new) {
+            return Ok(None);
+        }
+        let patch = if status {
+            podpatch::status_patch(&cached, &new)
+        } else {
+            podpatch::spec_patch(&cached, &new)
+        };
+        if let Some(patch) = patch {
+            let pp = PatchParams::default();
+            let p = Patch::Strategic(patch);
+            let res = if status {
+                timed(ctx, kind, name, api.patch_status(name, &pp, &p)).await
+            } else {
+                timed(ctx, kind, name, api.patch(name, &pp, &p)).await
+            };
+            match res {
+                Ok(p) => return Ok(Some(p)),
+                Err(e) if is_status(&e, 404) => return Ok(None),
+                Err(e) if is_status(&e, 415) || is_status(&e, 422) || is_status(&e, 400) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     for attempt in 0..5 {
         let Some(mut pod) = timed(ctx, kind, name, api.get_opt(name)).await? else {
             return Ok(None);
@@ -254,6 +284,7 @@ pub async fn apply(
         .map(|(name, steps)| {
             let pods = &pods;
             let key = &key;
+            let ns = ns.as_str();
             async move {
                 let name = name.as_str();
                 let cond = steps.iter().find_map(|r| match r {
@@ -261,7 +292,7 @@ pub async fn apply(
                     _ => None,
                 });
                 if let Some(v) = cond {
-                    if let Some(p) = mutate_pod(ctx, pods, name, true, |p| {
+                    if let Some(p) = mutate_pod(ctx, pods, ns, name, true, |p| {
                         inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now)
                     })
                     .await?
@@ -278,7 +309,7 @@ pub async fn apply(
                     .filter(|r| !matches!(r, Refresh::SetInPlaceReady(_)))
                     .collect();
                 if !meta.is_empty() {
-                    let written = mutate_pod(ctx, pods, name, false, |p| {
+                    let written = mutate_pod(ctx, pods, ns, name, false, |p| {
                         let mut changed = false;
                         for r in &meta {
                             match r {
@@ -314,7 +345,7 @@ pub async fn apply(
     }
 
     for name in &plan.regret {
-        match mutate_pod(ctx, &pods, name, false, |p| {
+        match mutate_pod(ctx, &pods, &ns, name, false, |p| {
             lifecycle::set_state(p, LifecycleState::PreparingNormal, now);
             true
         })
@@ -350,7 +381,7 @@ pub async fn apply(
 
     for d in &plan.delete {
         let res = if d.pre_delete {
-            mutate_pod(ctx, &pods, &d.name, false, |p| {
+            mutate_pod(ctx, &pods, &ns, &d.name, false, |p| {
                 if lifecycle::state(p) == LifecycleState::PreparingDelete {
                     return false;
                 }
@@ -385,10 +416,11 @@ pub async fn apply(
         .map(|u| {
             let pods = &pods;
             let key = &key;
+            let ns = ns.as_str();
             async move {
                 let written = match &u.action {
                     UpdateAction::InPlace(spec) => {
-                        let gated = mutate_pod(ctx, pods, &u.name, true, |p| {
+                        let gated = mutate_pod(ctx, pods, ns, &u.name, true, |p| {
                             inplace::has_readiness_gate(p)
                                 && (inplace::set_condition(
                                     p,
@@ -417,7 +449,7 @@ pub async fn apply(
                             },
                         );
                         labels.insert(POD_TEMPLATE_HASH.to_string(), hash);
-                        mutate_pod(ctx, pods, &u.name, false, |p| {
+                        mutate_pod(ctx, pods, ns, &u.name, false, |p| {
                             inplace::begin_update(p, spec, &labels, now);
                             lifecycle::set_state(p, LifecycleState::Updating, now);
                             true
@@ -430,7 +462,7 @@ pub async fn apply(
                             .lifecycle
                             .as_ref()
                             .and_then(|l| l.in_place_update.clone());
-                        mutate_pod(ctx, pods, &u.name, false, |p| {
+                        mutate_pod(ctx, pods, ns, &u.name, false, |p| {
                             if *readd_hook {
                                 lifecycle::add_hook(p, hook.as_ref());
                             }
@@ -440,7 +472,7 @@ pub async fn apply(
                         .await?
                     }
                     UpdateAction::Recreate => {
-                        mutate_pod(ctx, pods, &u.name, false, |p| {
+                        mutate_pod(ctx, pods, ns, &u.name, false, |p| {
                             let labels = p.metadata.labels.get_or_insert_with(Default::default);
                             if labels.contains_key(SPECIFIED_DELETE_LABEL) {
                                 return false;

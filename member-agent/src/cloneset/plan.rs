@@ -172,10 +172,6 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
     if scale(obs, &d, &orphan_ids, &mut out) {
         return out;
     }
-    if !out.refresh.is_empty() {
-        // Pod states changed this round; update decisions wait for the new states.
-        return out;
-    }
     update(obs, &d, now, &mut out);
     out
 }
@@ -196,9 +192,9 @@ fn refresh(s: &Settings, pod: &Pod, now: Timestamp, out: &mut Plan) -> Vec<Refre
     let in_update = inplace::state(pod).is_some();
     let completed = inplace::is_completed(pod);
     if inplace::has_readiness_gate(pod) {
-        if in_update && completed && cond != Some(true) {
-            steps.push(Refresh::SetInPlaceReady(true));
-        } else if !in_update && cond.is_none() {
+        let finished = in_update && completed && cond != Some(true);
+        let missing = !in_update && cond.is_none();
+        if finished || missing {
             steps.push(Refresh::SetInPlaceReady(true));
         }
     }
@@ -381,12 +377,20 @@ fn update(obs: &Observed<'_>, d: &Diffs, now: Timestamp, out: &mut Plan) {
         .lifecycle
         .as_ref()
         .and_then(|l| l.in_place_update.as_ref());
+    // Pods whose state changes this round are left alone and count as unavailable until the
+    // change has been observed, so the budget holds while refreshes and updates overlap.
+    let refreshing: BTreeSet<&str> = out.refresh.iter().map(|(n, _)| n.as_str()).collect();
+    let available = |p: &Pod| {
+        !refreshing.contains(pods::name(p))
+            && pods::is_available_normal(p, s.min_ready_seconds, now)
+    };
     let mut candidates: Vec<&Pod> = obs
         .pods
         .iter()
         .copied()
         .filter(|p| {
-            !revision::pod_on_revision(p, target)
+            !refreshing.contains(pods::name(p))
+                && !revision::pod_on_revision(p, target)
                 && lifecycle::state(p) != LifecycleState::PreparingDelete
                 && inplace::grace_spec(p).is_none()
                 && !diffs::is_specified_delete(s, p)
@@ -403,14 +407,10 @@ fn update(obs: &Observed<'_>, d: &Diffs, now: Timestamp, out: &mut Plan) {
     candidates.truncate(d.update_num.unsigned_abs() as usize);
 
     // Pods not available count against the budget; updating an available pod consumes one.
-    let mut not_ready = obs
-        .pods
-        .iter()
-        .filter(|p| !pods::is_available_normal(p, s.min_ready_seconds, now))
-        .count() as i32;
+    let mut not_ready = obs.pods.iter().filter(|p| !available(p)).count() as i32;
     let mut chosen = Vec::new();
     for p in candidates {
-        if pods::is_available_normal(p, s.min_ready_seconds, now) {
+        if available(p) {
             if not_ready >= d.update_max_unavailable {
                 break;
             }

@@ -12,9 +12,10 @@ pub const EXCLUDE_PREPARING_DELETE_LABEL: &str =
     "apps.kruise.io/cloneset-scaling-exclude-preparing-delete";
 
 /// How pods are updated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpdateType {
     /// Recreate every pod.
+    #[default]
     ReCreate,
     /// In place when only images/metadata changed, else recreate.
     InPlaceIfPossible,
@@ -55,12 +56,6 @@ pub struct Settings {
     pub priority: Option<UpdatePriorityStrategy>,
     /// Update scatter.
     pub scatter: Vec<UpdateScatterTerm>,
-}
-
-impl Default for UpdateType {
-    fn default() -> Self {
-        UpdateType::ReCreate
-    }
 }
 
 /// Upstream's `CalculatePartitionReplicas`: percent rounds up, a percent below 100% with more than

@@ -32,6 +32,7 @@ pub const PATCH_POLICIES: [&str; 3] = ["Retain", "Overwrite", "MergePatchJson"];
 
 string_enum_schema!(update_type_schema, ["RollingUpdate", "NotUpdate"]);
 string_enum_schema!(revision_policy_schema, ["Always", "Partial"]);
+string_enum_schema!(target_containers_mode_schema, ["sum", "max"]);
 
 /// Desired state of a SidecarSet.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -138,6 +139,47 @@ pub struct SidecarFields {
     /// Env vars copied from other containers of the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_env: Option<Vec<TransferEnvVar>>,
+    /// Size the sidecar's resources from the app containers' resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_policy: Option<ResourcesPolicy>,
+}
+
+/// Sidecar resources computed from the matching app containers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesPolicy {
+    /// `sum` or `max` over the matching containers' resources.
+    #[schemars(schema_with = "target_containers_mode_schema")]
+    pub target_containers_mode: String,
+    /// Regex selecting the app containers. Defaults to `.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_containers_name_regex: Option<String>,
+    /// Expressions over `cpu` and `memory` of the selected containers.
+    pub resources_expr: ResourcesExpr,
+}
+
+/// Limits and requests expressions.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesExpr {
+    /// Limit expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceExprPair>,
+    /// Request expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<ResourceExprPair>,
+}
+
+/// Expressions for cpu and memory, e.g. `max(cpu*50%, 50m)`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceExprPair {
+    /// CPU expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// Upgrade mode of a sidecar.

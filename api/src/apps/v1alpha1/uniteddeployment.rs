@@ -29,7 +29,7 @@ pub const WAVE_UNIT_SUBSET: &str = "Subset";
 pub const WAVE_UNIT_CLUSTER: &str = "Cluster";
 
 string_enum_schema!(update_type_schema, ["Manual"]);
-string_enum_schema!(schedule_type_schema, ["Adaptive", "Fixed"]);
+string_enum_schema!(schedule_type_schema, ["Adaptive", "Fixed", ""]);
 string_enum_schema!(wave_unit_schema, ["Subset", "Cluster"]);
 
 /// Desired state of a UnitedDeployment.

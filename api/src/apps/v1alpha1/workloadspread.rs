@@ -20,7 +20,7 @@ pub const FIXED: &str = "Fixed";
 /// `scheduleStrategy.type`: unschedulable pods are rescheduled to later subsets.
 pub const ADAPTIVE: &str = "Adaptive";
 
-string_enum_schema!(schedule_type_schema, ["Adaptive", "Fixed"]);
+string_enum_schema!(schedule_type_schema, ["Adaptive", "Fixed", ""]);
 
 /// Desired state of a WorkloadSpread.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

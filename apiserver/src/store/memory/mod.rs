@@ -11,6 +11,15 @@
 //! stream ends with [`StoreError::Compacted`] after the events it already holds. The API layer
 //! turns that into a 410 `ERROR` event and the client relists. Memory per watcher is therefore
 //! bounded by the buffer size.
+//!
+//! `Compacted { requested, oldest }`: for a start revision older than the kept history,
+//! `oldest` is the lowest start revision still served; for an overflowed watcher, `requested` is
+//! the last revision it was given and `oldest` the first one it missed.
+//!
+//! Persistence ([`MemoryStore::open`]): writes go to an append-only, checksummed log with group
+//! commit (one fsync covers every write queued meanwhile) and are acknowledged and shown to
+//! watchers only once durable; periodic snapshots truncate the log. See `persist` for the format
+//! and the recovery rules. One process at a time may open a directory (not enforced).
 
 mod persist;
 mod wal;
@@ -28,7 +37,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use self::persist::PersistError;
-use self::persist::{io_err, LOG_FILE, SNAPSHOT_FILE};
+use self::persist::{io_err, LOG_FILE, OLD_LOG_FILE, SNAPSHOT_FILE};
 use self::wal::{LogFile, LogQueue, Wal};
 use self::watch::{MemoryWatch, Offer, Watcher};
 use super::{
@@ -42,7 +51,8 @@ pub struct MemoryStoreConfig {
     pub history_size: usize,
     /// Events buffered per watcher before the watcher is dropped with `Compacted`.
     pub watch_buffer: usize,
-    /// Log records after which a persistent store writes a snapshot and truncates its log.
+    /// Log records after which a persistent store writes a snapshot and truncates its log
+    /// (once the log is also at least as large as the previous snapshot).
     pub snapshot_every: u64,
 }
 
@@ -264,14 +274,30 @@ impl MemoryStore {
         let mut state = State::empty();
         let snapshot_revision = persist::load_snapshot(&dir.join(SNAPSHOT_FILE), &mut state)?;
         let log_path = dir.join(LOG_FILE);
+        let old_log_path = dir.join(OLD_LOG_FILE);
         let history_size = config.history_size.max(1);
-        let records = persist::replay_log(&log_path, &mut state, snapshot_revision, history_size)?;
+        let old_records =
+            persist::replay_log(&old_log_path, &mut state, snapshot_revision, history_size)?;
+        let mut records =
+            persist::replay_log(&log_path, &mut state, snapshot_revision, history_size)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(io_err(&log_path))?;
+        if old_log_path.exists() {
+            // A crash interrupted a snapshot: finish the job now that everything is replayed.
+            tracing::warn!(dir = %dir.display(), old_records, "completing an interrupted store snapshot");
+            persist::write_snapshot(dir, state.revision, state.data.values())?;
+            fs::remove_file(&old_log_path).map_err(io_err(&old_log_path))?;
+            file.set_len(0)
+                .and_then(|()| file.sync_all())
+                .map_err(io_err(&log_path))?;
+            records = 0;
+        }
         persist::sync_dir(dir)?;
+        let size_of = |path: &Path| fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let (log_bytes, snapshot_bytes) = (size_of(&log_path), size_of(&dir.join(SNAPSHOT_FILE)));
         tracing::info!(
             dir = %dir.display(),
             revision = state.revision,
@@ -282,13 +308,16 @@ impl MemoryStore {
         );
         let wal = Wal {
             dir: dir.to_owned(),
-            log: Mutex::new(LogFile {
+            log: Arc::new(Mutex::new(LogFile {
                 file,
                 path: log_path,
                 records,
-            }),
+                bytes: log_bytes,
+                snapshot_bytes,
+            })),
             durable: AtomicI64::new(state.revision),
             snapshot_every: config.snapshot_every.max(1),
+            snapshotter: Mutex::new(None),
         };
         state.queue = Some(LogQueue::default());
         Ok(Self::from_parts(config, state, Some(wal)))

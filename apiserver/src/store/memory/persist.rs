@@ -1,15 +1,20 @@
 //! On-disk format of a persistent memory store: a snapshot plus an append-only write log.
 //!
-//! Both files are sequences of frames `[payload length: u32 LE][crc32 of payload: u32 LE][payload]`.
+//! Both files are sequences of frames
+//! `[payload length: u32 LE][crc32 of the length bytes: u32 LE][crc32 of payload: u32 LE][payload]`.
+//! The length has its own checksum so that a damaged length in the middle of the log is reported
+//! as corruption instead of being mistaken for a torn tail (which would silently drop the rest).
 //!
 //! * `snapshot`: a header frame (`MAGIC`, revision, key count) followed by one frame per key. It is
 //!   written to `snapshot.tmp`, fsynced and renamed, so it is either complete or absent.
-//! * `wal.log`: one frame per write since the snapshot. A write is acknowledged only after the
+//! * `wal.old` (only while a snapshot is being written, or after a crash during one) and
+//!   `wal.log`: one frame per write since the snapshot, replayed in that order. A write is acknowledged only after the
 //!   frame is fsynced. Records at or below the snapshot revision are skipped on recovery (a
 //!   snapshot may already contain writes that reach the log after it was taken).
 //!
-//! Recovery drops a torn or corrupt *last* frame with a warning (a crash mid-append) and truncates
-//! the log there; a bad frame followed by more data is reported as corruption at its offset.
+//! Recovery drops a torn *last* frame with a warning (a crash mid-append: a frame prefix, a last
+//! frame failing its checksum, or trailing zero bytes) and truncates the log there; any other bad
+//! frame is reported as corruption at its offset.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -21,14 +26,14 @@ use super::State;
 use crate::store::{EventKind, KeyValue, Revision, WatchEvent};
 
 const MAGIC: &[u8; 8] = b"KRSNAP01";
-const FRAME_HEADER: usize = 8;
-/// Frames larger than this are treated as garbage (etcd's default request limit is 1.5 MiB).
-const MAX_FRAME: usize = 256 << 20;
+const FRAME_HEADER: usize = 12;
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
 
 pub(super) const LOG_FILE: &str = "wal.log";
 pub(super) const SNAPSHOT_FILE: &str = "snapshot";
+/// The log segment a snapshot in progress covers (see `wal`).
+pub(super) const OLD_LOG_FILE: &str = "wal.old";
 
 /// Failure to open or recover a persistent memory store.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +79,9 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PersistError + '_
 
 /// Appends one framed payload to `out`.
 fn frame(out: &mut Vec<u8>, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let len = (payload.len() as u32).to_le_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
 }
@@ -155,15 +162,33 @@ fn next_frame<'a>(data: &'a [u8], offset: usize, path: &Path) -> Result<Next<'a>
     if rest.is_empty() {
         return Ok(Next::End);
     }
+    let corrupt = |reason: &str| PersistError::Corrupt {
+        path: path.to_owned(),
+        offset: offset as u64,
+        reason: reason.to_owned(),
+    };
+    // A crash mid-append leaves a prefix of the frame, possibly followed by zeroed blocks.
+    let only_zeros = rest.iter().all(|&byte| byte == 0);
     if rest.len() < FRAME_HEADER {
         return Ok(Next::TornTail(format!(
             "{} trailing bytes are not a frame header",
             rest.len()
         )));
     }
-    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-    if len > MAX_FRAME || rest.len() < FRAME_HEADER + len {
+    let len_bytes = [rest[0], rest[1], rest[2], rest[3]];
+    let len_check = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    let crc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
+    if crc32fast::hash(&len_bytes) != len_check {
+        if only_zeros {
+            return Ok(Next::TornTail(format!(
+                "{} trailing zero bytes",
+                rest.len()
+            )));
+        }
+        return Err(corrupt("frame length fails its checksum"));
+    }
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if rest.len() < FRAME_HEADER + len {
         return Ok(Next::TornTail(format!(
             "frame of {len} bytes runs past the end of the file"
         )));
@@ -173,11 +198,9 @@ fn next_frame<'a>(data: &'a [u8], offset: usize, path: &Path) -> Result<Next<'a>
         if rest.len() == FRAME_HEADER + len {
             return Ok(Next::TornTail("last frame fails its checksum".to_owned()));
         }
-        return Err(PersistError::Corrupt {
-            path: path.to_owned(),
-            offset: offset as u64,
-            reason: "checksum mismatch in a frame followed by more data".to_owned(),
-        });
+        return Err(corrupt(
+            "checksum mismatch in a frame followed by more data",
+        ));
     }
     Ok(Next::Frame(payload))
 }
@@ -357,11 +380,12 @@ pub(super) fn write_snapshot<'a>(
     dir: &Path,
     revision: Revision,
     data: impl ExactSizeIterator<Item = &'a KeyValue>,
-) -> Result<(), PersistError> {
+) -> Result<u64, PersistError> {
     let tmp = dir.join("snapshot.tmp");
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut buf = Vec::new();
+    let mut written = 0u64;
     let mut header = MAGIC.to_vec();
     header.extend_from_slice(&revision.to_le_bytes());
     header.extend_from_slice(&(data.len() as i64).to_le_bytes());
@@ -374,16 +398,19 @@ pub(super) fn write_snapshot<'a>(
         put_str(&mut payload, &kv.value);
         frame(&mut buf, &payload);
         if buf.len() >= 1 << 20 {
+            written += buf.len() as u64;
             out.write_all(&buf).map_err(io_err(&tmp))?;
             buf.clear();
         }
     }
+    written += buf.len() as u64;
     out.write_all(&buf).map_err(io_err(&tmp))?;
     let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&tmp))?;
     let dest = dir.join(SNAPSHOT_FILE);
     fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(written)
 }
 
 pub(super) fn sync_dir(dir: &Path) -> Result<(), PersistError> {
