@@ -41,6 +41,9 @@ expect "nodes table" '^NAME +STATUS +ROLES +AGE +VERSION' K get nodes
 expect "three Ready nodes" 'kt-worker-3 +Ready +<none>' K get nodes
 expect "node zone labels" '^a b c$' K get nodes -o jsonpath='{.items[*].metadata.labels.topology\.kubernetes\.io/zone}'
 expect "namespaces" 'kube-system +Active' K get ns
+expect "auth can-i" '^yes$' K auth can-i create deployments
+expect "auth whoami" 'kubernetes-admin' K auth whoami
+expect "default service account" '^default ' K -n kube-system get sa --no-headers
 expect "api-resources lists deployments" 'deployments +deploy +apps/v1 +true +Deployment' K api-resources
 
 cat >"$TMP/objects.yaml" <<'YAML'

@@ -64,7 +64,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// `details` of the Status (boxed to keep the error small).
+    pub details: Option<Box<Value>>,
     pub retry_after: Option<u64>,
 }
 
@@ -89,7 +90,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -279,7 +280,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(details) = &self.details {
-            body["details"] = details.clone();
+            body["details"] = details.as_ref().clone();
         }
         body
     }

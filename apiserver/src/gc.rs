@@ -91,6 +91,8 @@ pub struct Plan {
     pub remove_finalizer: Vec<(usize, String)>,
     /// Namespaces (index) to finalize (spec.finalizers emptied).
     pub finalize_namespace: Vec<usize>,
+    /// Active namespaces (by name) that lack their `default` ServiceAccount.
+    pub default_service_account: Vec<String>,
 }
 
 fn plan(entries: &[Entry]) -> Plan {
@@ -177,6 +179,21 @@ fn plan(entries: &[Entry]) -> Plan {
             }
         }
     }
+    let with_default_sa: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.group.is_empty() && e.plural == "serviceaccounts" && e.name() == "default")
+        .filter_map(|e| e.namespace())
+        .collect();
+    plan.default_service_account = entries
+        .iter()
+        .filter(|e| {
+            e.group.is_empty()
+                && e.plural == "namespaces"
+                && !e.deleting()
+                && !with_default_sa.contains(e.name())
+        })
+        .map(|e| e.name().to_string())
+        .collect();
     plan.delete = deleted.into_iter().collect();
     plan.delete.sort_unstable();
     plan
@@ -227,6 +244,7 @@ impl GarbageCollector {
         let entries = self.observe().await?;
         let plan = plan(&entries);
         let changed = !(plan.delete.is_empty()
+            && plan.default_service_account.is_empty()
             && plan.orphan.is_empty()
             && plan.remove_finalizer.is_empty()
             && plan.finalize_namespace.is_empty());
@@ -285,6 +303,23 @@ impl GarbageCollector {
                 }
             }
         }
+        for namespace in &plan.default_service_account {
+            let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
+            match self
+                .client
+                .create(Gvr::core("serviceaccounts"), account)
+                .await
+            {
+                Ok(_)
+                | Err(ApiError {
+                    code: 409 | 403 | 404,
+                    ..
+                }) => {}
+                Err(err) => {
+                    warn!(namespace, error = %err, "creating the default service account failed")
+                }
+            }
+        }
         for i in &plan.finalize_namespace {
             let e = &entries[*i];
             let result = self
@@ -320,12 +355,19 @@ impl GarbageCollector {
                     continue;
                 }
             };
+            // Passes that acted are followed by another at once (cascades), but a bounded
+            // number of times so an action that keeps failing cannot spin.
+            let mut immediate = 0;
             loop {
                 match self.pass().await {
-                    Ok(true) => continue,
-                    Ok(false) => {}
+                    Ok(true) if immediate < 10 => {
+                        immediate += 1;
+                        continue;
+                    }
+                    Ok(_) => {}
                     Err(err) => warn!(error = %err, "garbage collection pass failed"),
                 }
+                immediate = 0;
                 let next = tokio::time::timeout(self.resync, events.next()).await;
                 match next {
                     Ok(Some(Ok(_))) | Err(_) => {
@@ -420,5 +462,22 @@ mod tests {
         assert!(p.finalize_namespace.is_empty());
         let p = plan(&[entry("namespaces", false, ns)]);
         assert_eq!(p.finalize_namespace, vec![0]);
+        assert!(
+            p.default_service_account.is_empty(),
+            "no service account for a terminating namespace"
+        );
+    }
+
+    #[test]
+    fn namespaces_get_a_default_service_account() {
+        let ns = json!({"metadata": {"name": "apps", "uid": "n"}});
+        let p = plan(&[entry("namespaces", false, ns.clone())]);
+        assert_eq!(p.default_service_account, vec!["apps".to_string()]);
+        let sa = json!({"metadata": {"name": "default", "namespace": "apps", "uid": "s"}});
+        let p = plan(&[
+            entry("namespaces", false, ns),
+            entry("serviceaccounts", true, sa),
+        ]);
+        assert!(p.default_service_account.is_empty());
     }
 }

@@ -251,7 +251,8 @@ pub fn validate(obj: &Value, schema: &Value) -> Vec<Cause> {
 fn required(map: &Map<String, Value>, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for field in required.iter().filter_map(Value::as_str) {
-            if !map.contains_key(field) && !(path.is_empty() && field == "metadata") {
+            let root_metadata = path.is_empty() && field == "metadata";
+            if !map.contains_key(field) && !root_metadata {
                 causes.push(Cause::required(join(path, field)));
             }
         }
@@ -260,10 +261,8 @@ fn required(map: &Map<String, Value>, schema: &Value, path: &str, causes: &mut V
 
 fn validate_value(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) == Some(true) {
-            return;
-        }
-        // Upstream drops nulls of non-nullable fields during pruning; treat them as absent.
+        // Nullable fields accept null; upstream drops nulls of other fields while decoding, so
+        // they count as absent either way.
         return;
     }
     let int_or_string = schema

@@ -11,6 +11,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patching;
 pub mod rest;
+pub mod reviews;
 pub mod subresources;
 pub mod table;
 pub mod watch;

@@ -1,5 +1,5 @@
 //! PATCH bodies applied to stored objects with the `patch` module, and JSONPath evaluation
-//! for printer columns.
+//! (the `jsonpath` module) for printer columns.
 
 use serde_json::Value;
 
@@ -95,25 +95,13 @@ pub fn apply(
 }
 
 /// Evaluates a printer-column JSONPath (`.status.replicas`, `.spec.containers[0].image`)
-/// against an object; `None` when the path selects nothing.
+/// against an object; `None` when the path is invalid or selects nothing (a null cell).
 pub fn evaluate_json_path(path: &str, obj: &Value) -> Option<Value> {
-    let mut current = obj;
-    let trimmed = path
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .trim_start_matches('$');
-    for segment in trimmed.split('.').filter(|s| !s.is_empty()) {
-        let (field, index) = match segment.split_once('[') {
-            Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (segment, None),
-        };
-        if !field.is_empty() {
-            current = current.get(field)?;
-        }
-        if let Some(i) = index {
-            current = current.get(i)?;
-        }
+    let parsed = crate::jsonpath::JsonPath::parse(path).ok()?;
+    let found = parsed.evaluate(obj);
+    match found.as_slice() {
+        [] => None,
+        [single] => Some((*single).clone()),
+        many => Some(Value::Array(many.iter().map(|v| (*v).clone()).collect())),
     }
-    Some(current.clone())
 }

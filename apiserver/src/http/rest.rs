@@ -112,7 +112,17 @@ pub async fn handle(
         (Method::GET, true, Some("scale")) if subs.scale.is_some() => {
             subresources::get_scale(&ctx).await
         }
+        (Method::POST, false, None) if super::reviews::is_review(&ctx.desc) => {
+            super::reviews::create(&ctx, body).await
+        }
         (Method::POST, false, None) => create(&ctx, body).await,
+        (method, _, _) if super::reviews::is_review(&ctx.desc) => {
+            Err(ApiError::method_not_allowed(
+                super::verb_of(&method),
+                &ctx.desc.plural,
+                &ctx.desc.group,
+            ))
+        }
         (Method::POST, true, Some("eviction")) if subs.eviction => {
             subresources::evict(&ctx, body).await
         }

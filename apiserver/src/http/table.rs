@@ -229,6 +229,11 @@ pub fn created(obj: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// A `LabelSelector` object printed as a selector string (`app=web,tier in (a,b)`).
+pub fn builtin_selector_string(selector: &Value) -> String {
+    builtin::selector_string(Some(selector))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,9 +250,4 @@ mod tests {
         assert_eq!(human_duration(3 * 86400 + 5 * 3600), "3d5h");
         assert_eq!(human_duration(400 * 86400), "400d");
     }
-}
-
-/// A `LabelSelector` object printed as a selector string (`app=web,tier in (a,b)`).
-pub fn builtin_selector_string(selector: &Value) -> String {
-    builtin::selector_string(Some(selector))
 }

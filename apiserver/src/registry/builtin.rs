@@ -417,7 +417,48 @@ pub fn descriptors() -> Vec<ResourceDescriptor> {
             storage_version: "v1".to_string(),
             selectable_fields: s.fields.iter().map(|f| f.to_string()).collect(),
         })
+        .chain(review_descriptors())
         .collect()
+}
+
+/// The create-only review resources (`kubectl auth can-i`, `kubectl auth whoami`).
+fn review_descriptors() -> Vec<ResourceDescriptor> {
+    let review = |group: &str,
+                  kind: &str,
+                  plural: &str,
+                  schema: fn(&mut SchemaGenerator) -> Schema| ResourceDescriptor {
+        group: group.to_string(),
+        version: "v1".to_string(),
+        kind: kind.to_string(),
+        list_kind: format!("{kind}List"),
+        plural: plural.to_string(),
+        singular: kind.to_lowercase(),
+        namespaced: false,
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        verbs: vec!["create".to_string()],
+        subresources: Subresources::default(),
+        printer: Printer::Builtin,
+        schema: SchemaSource::Builtin(schema),
+        builtin: true,
+        tracks_generation: false,
+        storage_version: "v1".to_string(),
+        selectable_fields: Vec::new(),
+    };
+    vec![
+        review(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            schema_of::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>,
+        ),
+        review(
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            schema_of::<k8s_openapi::api::authentication::v1::SelfSubjectReview>,
+        ),
+    ]
 }
 
 #[cfg(test)]

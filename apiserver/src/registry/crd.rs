@@ -87,7 +87,7 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
         causes.push(Cause::invalid(
             "metadata.name",
             &json!(name),
-            &format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group",
         ));
     }
     match str_at(crd, &["spec", "scope"]) {
