@@ -10,6 +10,7 @@ use crate::gates::FeatureGates;
 /// Controllers the agent can run, by `--controllers` name.
 pub const CONTROLLERS: &[&str] = &[
     "cloneset",
+    "statefulset",
     "nodeimage",
     "imagepulljob",
     "imagelistpulljob",
@@ -53,8 +54,8 @@ pub struct ClientArgs {
 /// Controller selection and tuning.
 #[derive(ClapArgs, Debug, Clone)]
 pub struct ControllerArgs {
-    /// Comma-separated controllers to run (`*` = all). Known: cloneset, nodeimage, imagepulljob,
-    /// imagelistpulljob, containerrecreaterequest.
+    /// Comma-separated controllers to run (`*` = all). Known: cloneset, statefulset, nodeimage,
+    /// imagepulljob, imagelistpulljob, containerrecreaterequest.
     #[arg(
         long,
         env = "KRUISE_AGENT_CONTROLLERS",

@@ -19,5 +19,6 @@ pub mod podpatch;
 pub mod pods;
 pub mod revision;
 pub mod selector;
+pub mod statefulset;
 pub mod telemetry;
 pub mod webhook;

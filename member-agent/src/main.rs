@@ -136,6 +136,21 @@ async fn run_controllers(
         )));
     }
     kruise_agent::imagepulljob::spawn_enabled(&client, args, &shutdown, &mut tasks);
+    if args.enabled("statefulset") {
+        let config = kruise_agent::statefulset::RunConfig {
+            workers: args.workers.max(1),
+            write_timeout: Duration::from_millis(args.write_timeout_ms.max(1)),
+            expectation_timeout: Duration::from_secs(args.expectation_timeout_seconds),
+        };
+        info!("starting the statefulset controller");
+        tasks.push(tokio::spawn(kruise_agent::statefulset::run(
+            client.clone(),
+            args.feature_gates.clone(),
+            metrics.clone(),
+            config,
+            wait_shutdown(shutdown.clone()),
+        )));
+    }
     for t in tasks {
         if let Err(e) = t.await {
             error!(error = %e, "controller task failed");

@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 pub enum ControllerName {
     /// The CloneSet controller.
     CloneSet,
+    /// The Advanced StatefulSet controller.
+    StatefulSet,
 }
 
 /// How a reconcile ended.

@@ -285,3 +285,77 @@ pub fn identities(pods: &[Pod]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Advanced StatefulSet API (v1beta1) in `default`.
+pub fn statefulsets(env: &Env) -> Api<kruise_api::apps::v1beta1::StatefulSet> {
+    Api::namespaced(env.client.clone(), "default")
+}
+
+/// An Advanced StatefulSet manifest (v1beta1): `app` label, `replicas`, image, and extra spec
+/// fields merged in.
+pub fn statefulset(
+    name: &str,
+    replicas: i32,
+    image: &str,
+    extra: serde_json::Value,
+) -> kruise_api::apps::v1beta1::StatefulSet {
+    let mut v = serde_json::json!({
+        "apiVersion": "apps.kruise.io/v1beta1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image}],
+                         "readinessGates": [{"conditionType": "InPlaceUpdateReady"}]}
+            }
+        }
+    });
+    if let Some(obj) = extra.as_object() {
+        for (k, val) in obj {
+            v["spec"][k] = val.clone();
+        }
+    }
+    serde_json::from_value(v).expect("valid StatefulSet")
+}
+
+/// Sends an AdmissionReview straight to the validating webhook `hook_name` the agent registered
+/// (URL and caBundle from its ValidatingWebhookConfiguration).
+pub async fn call_validating_webhook_named(
+    env: &Env,
+    hook_name: &str,
+    review: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine;
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(env.client.clone());
+    let vwc = eventually(30, "webhook configuration registered", || async {
+        api.get_opt("kruise-validating-webhook-configuration")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await?;
+    let hook = vwc
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .find(|w| w.name == hook_name)
+        .with_context(|| hook_name.to_string())?;
+    let url = hook.client_config.url.context("url")?;
+    let pem = String::from_utf8(hook.client_config.ca_bundle.context("caBundle")?.0)?;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64)?;
+    let parsed: http::Uri = url.parse()?;
+    let base: http::Uri =
+        format!("https://{}", parsed.authority().context("authority")?).parse()?;
+    let mut cfg = Config::new(base);
+    cfg.root_cert = Some(vec![der]);
+    let client = Client::try_from(cfg)?;
+    let req = http::Request::post(parsed.path())
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&review)?)?;
+    Ok(client.request::<serde_json::Value>(req).await?)
+}
