@@ -1,0 +1,624 @@
+//! Executes a CloneSet [`Plan`] against the API server: creates, updates and deletes, nothing else.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
+use kruise_api::apps::v1alpha1::cloneset::CloneSet;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use rand::Rng;
+
+use super::plan::{Plan, PodCreate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
+use super::{Context, Error};
+use crate::inplace::{self, REASON_START};
+use crate::lifecycle::{self, LifecycleState};
+use crate::metrics::{ControllerName, WriteKind};
+use crate::pods::{IN_PLACE_UPDATE_READY, SPECIFIED_DELETE_LABEL};
+use crate::revision::{self, CONTROLLER_REVISION_HASH, POD_TEMPLATE_HASH};
+
+const CONCURRENCY: usize = 32;
+const ID_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// What executing a plan changed and what failed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// First error while creating or deleting.
+    pub scale_error: Option<Error>,
+    /// First error while updating.
+    pub update_error: Option<Error>,
+}
+
+/// A random 5-character instance id (Kubernetes' `rand.String(5)` alphabet).
+pub fn random_id() -> String {
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Everything needed to build pods for one CloneSet.
+pub struct PodFactory<'a> {
+    /// The (defaulted) CloneSet.
+    pub cs: &'a CloneSet,
+    /// Templates by revision name.
+    pub templates: &'a BTreeMap<String, PodTemplateSpec>,
+    /// Write the short hash into `controller-revision-hash`.
+    pub short_hash: bool,
+}
+
+fn owner_ref(cs: &CloneSet) -> Option<OwnerReference> {
+    cs.controller_owner_ref(&()).map(|mut o| {
+        o.block_owner_deletion = Some(true);
+        o
+    })
+}
+
+impl PodFactory<'_> {
+    /// The pod for an instance id on a revision, as upstream's `newVersionedPods` builds it.
+    pub fn pod(&self, revision_name: &str, id: &str, now: Timestamp) -> Option<Pod> {
+        let template = self.templates.get(revision_name)?.clone();
+        let cs_name = self.cs.name_any();
+        let mut meta = template.metadata.unwrap_or_default();
+        let mut spec = template.spec.unwrap_or_default();
+        let labels = meta.labels.get_or_insert_with(Default::default);
+        labels.insert(INSTANCE_ID_LABEL.into(), id.into());
+        let hash = revision::short_hash(revision_name).to_string();
+        labels.insert(
+            CONTROLLER_REVISION_HASH.into(),
+            if self.short_hash {
+                hash.clone()
+            } else {
+                revision_name.to_string()
+            },
+        );
+        labels.insert(POD_TEMPLATE_HASH.into(), hash);
+        let mut pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("{cs_name}-{id}")),
+                namespace: self.cs.namespace(),
+                labels: meta.labels.take(),
+                annotations: meta.annotations.take(),
+                finalizers: meta.finalizers.take(),
+                owner_references: owner_ref(self.cs).map(|o| vec![o]),
+                ..Default::default()
+            },
+            spec: None,
+            status: None,
+        };
+        lifecycle::set_state(&mut pod, LifecycleState::PreparingNormal, now);
+        inplace::inject_readiness_gate(&mut spec);
+        for vct in self.cs.spec.volume_claim_templates.iter().flatten() {
+            let vname = vct.metadata.name.clone().unwrap_or_default();
+            let volume = Volume {
+                name: vname.clone(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: format!("{vname}-{cs_name}-{id}"),
+                    read_only: None,
+                }),
+                ..Default::default()
+            };
+            let vols = spec.volumes.get_or_insert_with(Vec::new);
+            match vols.iter_mut().find(|v| v.name == vname) {
+                Some(v) => *v = volume,
+                None => vols.push(volume),
+            }
+        }
+        pod.spec = Some(spec);
+        Some(pod)
+    }
+
+    /// The PVCs of an instance id.
+    pub fn pvcs(&self, id: &str) -> Vec<PersistentVolumeClaim> {
+        let cs_name = self.cs.name_any();
+        let selector_labels = self
+            .cs
+            .spec
+            .selector
+            .match_labels
+            .clone()
+            .unwrap_or_default();
+        self.cs
+            .spec
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .map(|vct| {
+                let vname = vct.metadata.name.clone().unwrap_or_default();
+                let mut labels = selector_labels.clone();
+                labels.insert(INSTANCE_ID_LABEL.into(), id.into());
+                PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some(format!("{vname}-{cs_name}-{id}")),
+                        namespace: self.cs.namespace(),
+                        labels: Some(labels),
+                        annotations: vct.metadata.annotations.clone(),
+                        owner_references: owner_ref(self.cs).map(|o| vec![o]),
+                        ..Default::default()
+                    },
+                    spec: vct.spec.clone(),
+                    status: None,
+                }
+            })
+            .collect()
+    }
+}
+
+async fn timed<T>(
+    ctx: &Context,
+    kind: WriteKind,
+    obj: &str,
+    fut: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Error> {
+    let res = match tokio::time::timeout(ctx.write_timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(Error::Write {
+            kind,
+            obj: obj.to_string(),
+            source,
+        }),
+        Err(_) => Err(Error::Timeout {
+            kind,
+            obj: obj.to_string(),
+        }),
+    };
+    ctx.metrics
+        .observe_write(ControllerName::CloneSet, kind, res.is_ok());
+    res
+}
+
+fn is_status(e: &Error, code: u16) -> bool {
+    matches!(e, Error::Write { source: kube::Error::Api(s), .. } if s.code == code)
+}
+
+/// Reads a pod fresh, applies `f`, and writes it back if `f` changed it; retries conflicts.
+/// Returns the written pod, or `None` when nothing changed or the pod is gone.
+pub async fn mutate_pod(
+    ctx: &Context,
+    api: &Api<Pod>,
+    name: &str,
+    status: bool,
+    f: impl Fn(&mut Pod) -> bool,
+) -> Result<Option<Pod>, Error> {
+    let kind = if status {
+        WriteKind::UpdatePodStatus
+    } else {
+        WriteKind::UpdatePod
+    };
+    for attempt in 0..5 {
+        let Some(mut pod) = timed(ctx, kind, name, api.get_opt(name)).await? else {
+            return Ok(None);
+        };
+        if !f(&mut pod) {
+            return Ok(None);
+        }
+        let res = if status {
+            timed(
+                ctx,
+                kind,
+                name,
+                api.replace_status(name, &PostParams::default(), &pod),
+            )
+            .await
+        } else {
+            timed(
+                ctx,
+                kind,
+                name,
+                api.replace(name, &PostParams::default(), &pod),
+            )
+            .await
+        };
+        match res {
+            Ok(p) => return Ok(Some(p)),
+            Err(e) if is_status(&e, 409) && attempt < 4 => continue,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Executes a plan. Creates go in slow-start batches (1, 2, 4, ...) that stop at the first error.
+pub async fn apply(
+    ctx: &Arc<Context>,
+    cs: &CloneSet,
+    factory: &PodFactory<'_>,
+    plan: &Plan,
+    taken_ids: &std::collections::BTreeSet<String>,
+    now: Timestamp,
+) -> Applied {
+    let mut out = Applied::default();
+    let ns = cs.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", cs.name_any());
+    let uid = cs.uid().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // Housekeeping: conditions (status) and metadata/spec changes, grouped per pod.
+    let mut by_pod: BTreeMap<&str, Vec<&Refresh>> = BTreeMap::new();
+    for (name, r) in &plan.refresh {
+        by_pod.entry(name).or_default().push(r);
+    }
+    let owned_steps: Vec<(String, Vec<Refresh>)> = by_pod
+        .into_iter()
+        .map(|(n, steps)| (n.to_string(), steps.into_iter().cloned().collect()))
+        .collect();
+    let results: Vec<Result<(), Error>> = stream::iter(owned_steps)
+        .map(|(name, steps)| {
+            let pods = &pods;
+            let key = &key;
+            async move {
+                let name = name.as_str();
+                let cond = steps.iter().find_map(|r| match r {
+                    Refresh::SetInPlaceReady(v) => Some(*v),
+                    _ => None,
+                });
+                if let Some(v) = cond {
+                    if let Some(p) = mutate_pod(ctx, pods, name, true, |p| {
+                        inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now)
+                    })
+                    .await?
+                    {
+                        ctx.expectations.expect_update(
+                            key,
+                            name,
+                            p.metadata.resource_version.as_deref(),
+                        );
+                    }
+                }
+                let meta: Vec<Refresh> = steps
+                    .into_iter()
+                    .filter(|r| !matches!(r, Refresh::SetInPlaceReady(_)))
+                    .collect();
+                if !meta.is_empty() {
+                    let written = mutate_pod(ctx, pods, name, false, |p| {
+                        let mut changed = false;
+                        for r in &meta {
+                            match r {
+                                Refresh::FinishGrace => changed |= inplace::finish_grace(p, now),
+                                Refresh::Lifecycle(s) => {
+                                    if lifecycle::state(p) != *s {
+                                        lifecycle::set_state(p, *s, now);
+                                        changed = true;
+                                    }
+                                }
+                                Refresh::SetInPlaceReady(_) => {}
+                            }
+                        }
+                        changed
+                    })
+                    .await?;
+                    if let Some(p) = written {
+                        ctx.expectations.expect_update(
+                            key,
+                            name,
+                            p.metadata.resource_version.as_deref(),
+                        );
+                    }
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(e) = results.into_iter().find_map(Result::err) {
+        out.update_error = Some(e);
+    }
+
+    for name in &plan.regret {
+        match mutate_pod(ctx, &pods, name, false, |p| {
+            lifecycle::set_state(p, LifecycleState::PreparingNormal, now);
+            true
+        })
+        .await
+        {
+            Ok(Some(p)) => {
+                ctx.expectations
+                    .expect_update(&key, name, p.metadata.resource_version.as_deref())
+            }
+            Ok(None) => {}
+            Err(e) => {
+                out.scale_error.get_or_insert(e);
+            }
+        }
+    }
+
+    if !plan.create.is_empty() {
+        if let Err(e) = create_pods(
+            ctx,
+            factory,
+            &pods,
+            &pvcs,
+            &plan.create,
+            taken_ids,
+            &key,
+            now,
+        )
+        .await
+        {
+            out.scale_error.get_or_insert(e);
+        }
+    }
+
+    for d in &plan.delete {
+        let res = if d.pre_delete {
+            mutate_pod(ctx, &pods, &d.name, false, |p| {
+                if lifecycle::state(p) == LifecycleState::PreparingDelete {
+                    return false;
+                }
+                lifecycle::set_state(p, LifecycleState::PreparingDelete, now);
+                true
+            })
+            .await
+            .map(|written| {
+                if let Some(p) = written {
+                    ctx.expectations.expect_update(
+                        &key,
+                        &d.name,
+                        p.metadata.resource_version.as_deref(),
+                    );
+                }
+            })
+        } else {
+            delete_pod(ctx, &pods, &pvcs, &d.name, &key, &uid).await
+        };
+        if let Err(e) = res {
+            out.scale_error.get_or_insert(e);
+        }
+    }
+
+    for id in &plan.delete_pvc_ids {
+        if let Err(e) = delete_pvcs_of(ctx, &pvcs, id, &uid).await {
+            out.scale_error.get_or_insert(e);
+        }
+    }
+
+    let results: Vec<Result<(), Error>> = stream::iter(plan.update.clone())
+        .map(|u| {
+            let pods = &pods;
+            let key = &key;
+            async move {
+                let written = match &u.action {
+                    UpdateAction::InPlace(spec) => {
+                        let gated = mutate_pod(ctx, pods, &u.name, true, |p| {
+                            inplace::has_readiness_gate(p)
+                                && (inplace::set_condition(
+                                    p,
+                                    IN_PLACE_UPDATE_READY,
+                                    false,
+                                    Some(REASON_START),
+                                    now,
+                                ) | inplace::set_condition(
+                                    p,
+                                    "Ready",
+                                    false,
+                                    Some(REASON_START),
+                                    now,
+                                ))
+                        })
+                        .await?;
+                        let _ = gated;
+                        let mut labels = BTreeMap::new();
+                        let hash = revision::short_hash(&u.revision).to_string();
+                        labels.insert(
+                            CONTROLLER_REVISION_HASH.to_string(),
+                            if factory.short_hash {
+                                hash.clone()
+                            } else {
+                                u.revision.clone()
+                            },
+                        );
+                        labels.insert(POD_TEMPLATE_HASH.to_string(), hash);
+                        mutate_pod(ctx, pods, &u.name, false, |p| {
+                            inplace::begin_update(p, spec, &labels, now);
+                            lifecycle::set_state(p, LifecycleState::Updating, now);
+                            true
+                        })
+                        .await?
+                    }
+                    UpdateAction::PrepareUpdate { readd_hook } => {
+                        let hook = cs
+                            .spec
+                            .lifecycle
+                            .as_ref()
+                            .and_then(|l| l.in_place_update.clone());
+                        mutate_pod(ctx, pods, &u.name, false, |p| {
+                            if *readd_hook {
+                                lifecycle::add_hook(p, hook.as_ref());
+                            }
+                            lifecycle::set_state(p, LifecycleState::PreparingUpdate, now);
+                            true
+                        })
+                        .await?
+                    }
+                    UpdateAction::Recreate => {
+                        mutate_pod(ctx, pods, &u.name, false, |p| {
+                            let labels = p.metadata.labels.get_or_insert_with(Default::default);
+                            if labels.contains_key(SPECIFIED_DELETE_LABEL) {
+                                return false;
+                            }
+                            labels.insert(SPECIFIED_DELETE_LABEL.into(), "true".into());
+                            true
+                        })
+                        .await?
+                    }
+                    UpdateAction::Refuse(msg) => {
+                        return Err(Error::Refused {
+                            message: msg.clone(),
+                        })
+                    }
+                };
+                if let Some(p) = written {
+                    ctx.expectations.expect_update(
+                        key,
+                        &u.name,
+                        p.metadata.resource_version.as_deref(),
+                    );
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(e) = results.into_iter().find_map(Result::err) {
+        out.update_error.get_or_insert(e);
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_pods(
+    ctx: &Arc<Context>,
+    factory: &PodFactory<'_>,
+    pods: &Api<Pod>,
+    pvcs: &Api<PersistentVolumeClaim>,
+    creates: &[PodCreate],
+    taken_ids: &std::collections::BTreeSet<String>,
+    key: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let mut taken = taken_ids.clone();
+    let mut planned: Vec<(String, String)> = Vec::new();
+    for c in creates {
+        let id = match &c.instance_id {
+            Some(id) => id.clone(),
+            None => loop {
+                let id = random_id();
+                if !taken.contains(&id) {
+                    break id;
+                }
+            },
+        };
+        taken.insert(id.clone());
+        planned.push((c.revision.clone(), id));
+    }
+    let mut batch = 1usize;
+    let mut rest = planned.as_slice();
+    while !rest.is_empty() {
+        let n = batch.min(rest.len());
+        let (now_batch, later) = rest.split_at(n);
+        rest = later;
+        batch *= 2;
+        let results: Vec<Result<(), Error>> = stream::iter(now_batch.to_vec())
+            .map(|(rev, id)| async move {
+                let (rev, id) = (&rev, &id);
+                for pvc in factory.pvcs(id) {
+                    let name = pvc.name_any();
+                    match timed(
+                        ctx,
+                        WriteKind::Pvc,
+                        &name,
+                        pvcs.create(&PostParams::default(), &pvc),
+                    )
+                    .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_status(&e, 409) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let Some(pod) = factory.pod(rev, id, now) else {
+                    return Err(Error::MissingRevision {
+                        revision: rev.clone(),
+                    });
+                };
+                let name = pod.name_any();
+                ctx.expectations.expect_create(key, &name);
+                match timed(
+                    ctx,
+                    WriteKind::CreatePod,
+                    &name,
+                    pods.create(&PostParams::default(), &pod),
+                )
+                .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        ctx.expectations.forget_create(key, &name);
+                        Err(e)
+                    }
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+async fn delete_pod(
+    ctx: &Context,
+    pods: &Api<Pod>,
+    pvcs: &Api<PersistentVolumeClaim>,
+    name: &str,
+    key: &str,
+    owner_uid: &str,
+) -> Result<(), Error> {
+    let ns = key.split('/').next().unwrap_or_default();
+    let id = ctx
+        .pods
+        .state()
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name) && p.namespace().as_deref() == Some(ns))
+        .and_then(|p| super::plan::instance_id(p.metadata.labels.as_ref()).map(str::to_string));
+    ctx.expectations.expect_delete(key, name);
+    match timed(
+        ctx,
+        WriteKind::DeletePod,
+        name,
+        pods.delete(name, &DeleteParams::default()),
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(e) if is_status(&e, 404) => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(id) = id {
+        delete_pvcs_of(ctx, pvcs, &id, owner_uid).await?;
+    }
+    Ok(())
+}
+
+async fn delete_pvcs_of(
+    ctx: &Context,
+    pvcs: &Api<PersistentVolumeClaim>,
+    id: &str,
+    owner_uid: &str,
+) -> Result<(), Error> {
+    let names: Vec<String> = ctx
+        .pvcs
+        .state()
+        .iter()
+        .filter(|p| super::owned_by(p.metadata.owner_references.as_deref(), owner_uid))
+        .filter(|p| super::plan::instance_id(p.metadata.labels.as_ref()) == Some(id))
+        .map(|p| p.name_any())
+        .collect();
+    for name in names {
+        match timed(
+            ctx,
+            WriteKind::Pvc,
+            &name,
+            pvcs.delete(&name, &DeleteParams::default()),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

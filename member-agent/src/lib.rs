@@ -1,0 +1,19 @@
+//! kruise-agent: OpenKruise's workload controllers and admission webhooks for one member cluster.
+//!
+//! Shared controller plumbing lives at the top level (expectations, revisions, the in-place
+//! update engine, lifecycle hooks, orderings, pod readiness); each kind has its own module.
+
+pub mod cli;
+pub mod cloneset;
+pub mod expectations;
+pub mod gates;
+pub mod inplace;
+pub mod leader;
+pub mod lifecycle;
+pub mod metrics;
+pub mod ordering;
+pub mod pods;
+pub mod revision;
+pub mod selector;
+pub mod telemetry;
+pub mod webhook;
