@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cloneset;
 pub mod expectations;
 pub mod gates;
+pub mod hublink;
 pub mod inplace;
 pub mod leader;
 pub mod lifecycle;
