@@ -56,7 +56,7 @@ fn work(name: &str, cluster: &str, replicas: i64) -> DynamicObject {
     serde_json::from_value(value).expect("valid Work")
 }
 
-async fn exists(api: &Api<DynamicObject>, name: &str) -> anyhow::Result<bool> {
+async fn exists(api: Api<DynamicObject>, name: &str) -> anyhow::Result<bool> {
     Ok(api.get_opt(name).await?.is_some())
 }
 
@@ -88,11 +88,20 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let dir = tempfile::tempdir()?;
+    let tmp = tempfile::tempdir()?;
+    // KRUISE_KEEP_STATE=1 keeps the hub logs, join files and kubeconfigs for a post-mortem.
+    let (_guard, dir) = if std::env::var_os("KRUISE_KEEP_STATE").is_some() {
+        let kept = tmp.keep();
+        eprintln!("keeping hub state in {}", kept.display());
+        (None, kept)
+    } else {
+        let path = tmp.path().to_path_buf();
+        (Some(tmp), path)
+    };
     let token = "e2e-admin-token";
     let mut hubs = Vec::new();
     for id in ["hub-a", "hub-b", "hub-c"] {
-        hubs.push(HubReplica::start(id, etcd.endpoint(), dir.path(), token, LEASE_TTL).await?);
+        hubs.push(HubReplica::start(id, etcd.endpoint(), dir.as_path(), token, LEASE_TTL).await?);
     }
     wait_until(Duration::from_secs(15), || async {
         Ok(total_owned(&hubs.iter().collect::<Vec<_>>()).await == SHARDS)
@@ -108,7 +117,7 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
     for i in 1..=3 {
         let name = format!("c{i}");
         let cluster = LocalCluster::start(&name, 1, &["--crds-dir", &crds]).await?;
-        let join_path = dir.path().join(format!("{name}.join.yaml"));
+        let join_path = dir.as_path().join(format!("{name}.join.yaml"));
         // Each agent lists the endpoints starting with a different replica.
         let mut rotated = endpoints.clone();
         rotated.rotate_left(i - 1);
@@ -139,11 +148,11 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
         .create(&PostParams::default(), &work("web", "c1", 1))
         .await?;
     wait_until(Duration::from_secs(10), || {
-        exists(&clonesets(&members[0]), "web")
+        exists(clonesets(&members[0]), "web")
     })
     .await?;
     eprintln!("first dispatch took {:?}", started.elapsed());
-    assert!(!exists(&clonesets(&members[1]), "web").await?);
+    assert!(!exists(clonesets(&members[1]), "web").await?);
 
     // Status flows back: Applied=True on the hub.
     wait_until(Duration::from_secs(15), || async {
@@ -165,7 +174,7 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
         .create(&PostParams::default(), &work("api", "c2", 1))
         .await?;
     wait_until(Duration::from_secs(5), || {
-        exists(&clonesets(&members[1]), "api")
+        exists(clonesets(&members[1]), "api")
     })
     .await?;
     let latency = started.elapsed();
@@ -178,7 +187,7 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
     // Deleting the Work removes the workload.
     hub_works.delete("web", &DeleteParams::default()).await?;
     wait_until(Duration::from_secs(10), || async {
-        Ok(!exists(&clonesets(&members[0]), "web").await?)
+        Ok(!exists(clonesets(&members[0]), "web").await?)
     })
     .await?;
 
@@ -225,7 +234,7 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
         .create(&PostParams::default(), &work("db", "c3", 1))
         .await?;
     wait_until(Duration::from_secs(20), || {
-        exists(&clonesets(&members[2]), "db")
+        exists(clonesets(&members[2]), "db")
     })
     .await?;
 
@@ -253,10 +262,10 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
         .await?;
     agents[0].restart()?;
     wait_until(Duration::from_secs(20), || {
-        exists(&clonesets(&members[0]), "late")
+        exists(clonesets(&members[0]), "late")
     })
     .await?;
-    assert!(!exists(&clonesets(&members[0]), "other").await?);
+    assert!(!exists(clonesets(&members[0]), "other").await?);
     assert_eq!(
         snapshot_events(&hubs).await,
         snapshots_before,
