@@ -56,6 +56,25 @@ fn work(name: &str, cluster: &str, replicas: i64) -> DynamicObject {
     serde_json::from_value(value).expect("valid Work")
 }
 
+fn managed_clusters(client: &Client) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("federation.kruise.io", "v1alpha1", "ManagedCluster"),
+        "managedclusters",
+    );
+    Api::all_with(client.clone(), &ar)
+}
+
+/// The status of the `Ready` condition.
+fn ready(cluster: &Value) -> Option<&str> {
+    cluster
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?
+        .get("status")?
+        .as_str()
+}
+
 async fn exists(api: Api<DynamicObject>, name: &str) -> anyhow::Result<bool> {
     Ok(api.get_opt(name).await?.is_some())
 }
@@ -251,9 +270,23 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
         "rejoined replica owns {back} of {SHARDS}"
     );
 
-    // An agent restarted after changes receives exactly those changes (no snapshot).
+    // Heartbeats keep c1 Ready with its capacity; once its agent stops, the owner of c1's shard
+    // marks it NotReady after the heartbeat timeout (5 s).
+    let mcl = managed_clusters(&hub);
+    wait_until(Duration::from_secs(10), || async {
+        let c1 = serde_json::to_value(mcl.get("c1").await?)?;
+        Ok(ready(&c1) == Some("True") && c1.pointer("/status/capacity/nodes") == Some(&json!(1)))
+    })
+    .await?;
     let snapshots_before = snapshot_events(&hubs).await;
     agents[0].stop();
+    wait_until(Duration::from_secs(10), || async {
+        let c1 = serde_json::to_value(mcl.get("c1").await?)?;
+        Ok(ready(&c1) == Some("False"))
+    })
+    .await?;
+
+    // An agent restarted after changes receives exactly those changes (no snapshot).
     hub_works
         .create(&PostParams::default(), &work("late", "c1", 1))
         .await?;
