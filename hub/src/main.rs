@@ -1,11 +1,18 @@
+//! The `kruise-hub` binary.
+
 use clap::Parser;
+use kruise_hub::cli::{Args, Command};
 
-/// kruise-hub
-#[derive(Parser, Debug)]
-#[command(name = "kruise-hub", version, about)]
-struct Args {}
-
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("kruise-hub: not built yet")
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.command {
+        Command::Serve(serve) => {
+            let filter = tracing_subscriber::EnvFilter::try_new(&serve.telemetry.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+            kruise_hub::serve::run(*serve).await
+        }
+        Command::Cluster(cluster) => kruise_hub::clusterctl::run(cluster).await,
+    }
 }

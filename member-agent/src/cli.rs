@@ -49,6 +49,10 @@ pub struct ClientArgs {
     /// Path to a kubeconfig; without it, KUBECONFIG, ~/.kube/config or the in-cluster config.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Join file from `kruise-hub cluster add`: when set, the leader also syncs this cluster's
+    /// Works from the hub (applies them, reports status and capacity).
+    #[arg(long, env = "KRUISE_AGENT_HUB_JOIN_FILE")]
+    pub hub_join_file: Option<PathBuf>,
 }
 
 /// Controller selection and tuning.

@@ -8,6 +8,7 @@ pub mod cloneset;
 pub mod crr;
 pub mod expectations;
 pub mod gates;
+pub mod hublink;
 pub mod imagepulljob;
 pub mod inplace;
 pub mod leader;

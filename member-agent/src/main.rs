@@ -241,6 +241,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => warn!(error = %e, "registering webhook configurations"),
         }
     }
+    let hub_link = client_args.hub_join_file.clone().map(|join_file| {
+        let config = kruise_agent::hublink::HubLinkConfig::new(join_file);
+        let (link_client, stop) = (client.clone(), wait_shutdown(shutdown.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = kruise_agent::hublink::run(link_client, config, stop).await {
+                error!(error = %e, "hub link stopped");
+            }
+        })
+    });
     let controllers_done = run_controllers(
         client.clone(),
         &controllers,
@@ -258,6 +267,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         leader::release(&client, &lease).await;
     } else {
         controllers_done.await;
+    }
+    if let Some(link) = hub_link {
+        let _ = tokio::time::timeout(Duration::from_secs(5), link).await;
     }
     info!("kruise-agent stopped");
     Ok(())

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use kube::Client;
 
+pub mod hub;
+
 /// The directory holding the workspace's binaries: next to the running executable
 /// (`target/debug` or `target/release`), or `KRUISE_BIN_DIR`.
 pub fn bin_dir() -> PathBuf {
