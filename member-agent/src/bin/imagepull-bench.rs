@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, env = "BENCH_PARALLELISM", value_delimiter = ',', default_values_t = [10, 100])]
     parallelism: Vec<u32>,
     /// Simulated image size in MB.
-    #[arg(long, env = "BENCH_IMAGE_MB", default_value_t = 500)]
+    #[arg(long, env = "BENCH_IMAGE_MB", default_value_t = 5000)]
     image_mb: u32,
     /// kruise-local latency: image pull time per MB.
     #[arg(long, env = "BENCH_IMAGE_PULL_MS_PER_MB", default_value_t = 2)]
