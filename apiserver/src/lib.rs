@@ -20,6 +20,7 @@ pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod webhook;
 
 pub use auth::TokenAuth;
 pub use server::{start, RunningServer, ServerConfig};

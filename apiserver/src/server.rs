@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub bookmark_interval: Duration,
     /// Run the garbage collector and namespace finalizer in this process.
     pub garbage_collector: bool,
+    /// Resolves admission webhook `clientConfig.service` references to addresses; without it
+    /// `<name>.<namespace>.svc` is looked up in DNS.
+    pub webhook_service_resolver: Option<crate::webhook::ServiceResolver>,
 }
 
 impl ServerConfig {
@@ -67,6 +70,7 @@ impl ServerConfig {
             crds: Vec::new(),
             bookmark_interval: Duration::from_secs(60),
             garbage_collector: true,
+            webhook_service_resolver: None,
         }
     }
 }
@@ -239,6 +243,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         crds,
         bookmark_interval,
         garbage_collector,
+        webhook_service_resolver,
     } = config;
     let pki =
         Pki::load_or_create(&pki_dir, &cluster_name, &extra_hosts).context("preparing the PKI")?;
@@ -253,6 +258,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     );
     let mut state = ApiState::new(store, Registry::with_builtins(), tokens);
     state.bookmark_interval = bookmark_interval;
+    state.webhook_service_resolver = webhook_service_resolver;
     let state = Arc::new(state);
     let loaded = crate::crds::load_stored(&state)
         .await

@@ -176,6 +176,10 @@ pub async fn delete_one(ctx: &Ctx, options: &DeleteOptions) -> Result<Deleted, A
                 ));
             }
         }
+        // An eviction's deletion was reviewed as the eviction itself.
+        if ctx.target.subresource.as_deref() != Some("eviction") {
+            crate::webhook::admit_delete(ctx, &current, options.dry_run).await?;
+        }
         let now = Utc::now();
         let mut desired = current.clone();
         let deleting = current.pointer("/metadata/deletionTimestamp").is_some();

@@ -47,6 +47,8 @@ pub struct ApiState {
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
     pub bookmark_interval: Duration,
     pub openapi: openapi::OpenApiCache,
+    /// Resolves admission webhook `service` references (there is no cluster DNS).
+    pub webhook_service_resolver: Option<crate::webhook::ServiceResolver>,
 }
 
 impl ApiState {
@@ -60,6 +62,7 @@ impl ApiState {
             advertise_address: Mutex::new("127.0.0.1:6443".to_string()),
             bookmark_interval: Duration::from_secs(60),
             openapi: openapi::OpenApiCache::default(),
+            webhook_service_resolver: None,
         }
     }
 }

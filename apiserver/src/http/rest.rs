@@ -15,6 +15,7 @@ use crate::errors::ApiError;
 use crate::metadata::{self, WriteScope};
 use crate::registry::ResourceDescriptor;
 use crate::store::StoreError;
+use crate::webhook::Operation;
 
 /// Everything a handler needs about one request.
 #[derive(Clone)]
@@ -352,7 +353,12 @@ pub async fn create_object(ctx: &Ctx, mut obj: Value) -> Result<(Value, Vec<Stri
         )
         .await?;
     }
-    warnings.extend(admission::admit(ctx, &mut obj, None)?);
+    warnings.extend(
+        crate::webhook::admit_write(ctx, Operation::Create, &mut obj, None, |obj| {
+            admission::admit(ctx, obj, None)
+        })
+        .await?,
+    );
     if ctx.dry_run() {
         return Ok((obj, warnings));
     }
@@ -435,7 +441,14 @@ where
             }
         }
         metadata::prepare_update(&mut desired, &current, &ctx.desc, scope)?;
-        let warnings = admission::admit(ctx, &mut desired, Some(&current))?;
+        let warnings = crate::webhook::admit_write(
+            ctx,
+            Operation::Update,
+            &mut desired,
+            Some(&current),
+            |obj| admission::admit(ctx, obj, Some(&current)),
+        )
+        .await?;
         if ctx.dry_run() {
             objects::set_resource_version(&mut desired, kv.mod_revision);
             return Ok((desired, warnings));

@@ -230,7 +230,7 @@ pub async fn bind(ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
 /// `POST …/pods/NAME/eviction`: deletes the pod unless a PodDisruptionBudget forbids it (429).
 pub async fn evict(ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
     let bytes = super::read_body(body).await?;
-    let eviction = decode_body(&bytes, super::header(&ctx.headers, "content-type"))?;
+    let mut eviction = decode_body(&bytes, super::header(&ctx.headers, "content-type"))?;
     if let Some(name) = eviction.pointer("/metadata/name").and_then(Value::as_str) {
         if name != ctx.name() {
             return Err(ApiError::bad_request(
@@ -239,6 +239,7 @@ pub async fn evict(ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
         }
     }
     let (pod, _) = objects::get(&ctx.state, &ctx.desc, ctx.namespace(), ctx.name()).await?;
+    crate::webhook::admit_eviction(ctx, &mut eviction).await?;
     let phase = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
