@@ -229,6 +229,14 @@ async fn image_pull_job_pulls_on_labelled_nodes_one_at_a_time() -> anyhow::Resul
     })
     .await
     .with_context(|| format!("{}\n{}", env.logs(), daemon_logs(&daemons)))?;
+    // The last pull can finish between two samples: let the sampler see it before stopping it.
+    let sampled = first_seen.clone();
+    let want = labelled.len();
+    eventually(5, "sampler saw every pulled image", || {
+        let sampled = sampled.clone();
+        async move { (sampled.lock().unwrap_or_else(|e| e.into_inner()).len() >= want).then_some(()) }
+    })
+    .await?;
     sampler.abort();
     assert_eq!((st.desired, st.active, st.failed), (3, Some(0), Some(0)));
     assert_eq!(st.message.as_deref(), Some("job has completed"));

@@ -186,6 +186,14 @@ pub fn decode<T: serde::de::DeserializeOwned>(
         .map_err(|e| format!("decoding the object: {e}"))
 }
 
+/// A cause's message: the error without its leading `field: `, as Kubernetes writes causes.
+fn cause_message(e: &FieldError) -> String {
+    let full = e.to_string();
+    full.strip_prefix(&format!("{}: ", e.field))
+        .map(str::to_string)
+        .unwrap_or(full)
+}
+
 fn aggregate(errs: &[FieldError]) -> String {
     match errs {
         [one] => one.to_string(),
@@ -227,7 +235,8 @@ pub fn respond(req: &AdmissionRequest<DynamicObject>, verdict: Verdict) -> Admis
                         .iter()
                         .map(|e| StatusCause {
                             reason: e.reason().to_string(),
-                            message: e.to_string(),
+                            // As upstream: the field lives in `field`, the message starts after it.
+                            message: cause_message(e),
                             field: e.field.clone(),
                         })
                         .collect(),

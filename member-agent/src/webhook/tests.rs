@@ -130,6 +130,19 @@ async fn invalid_cloneset_is_refused_with_field_paths() {
         fields.contains(&"spec.updateStrategy.partition"),
         "{fields:?}"
     );
+    let type_cause = r["status"]["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "spec.updateStrategy.type")
+        .unwrap();
+    assert!(
+        type_cause["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unsupported value: \"Bogus\""),
+        "cause messages start after the field: {type_cause}"
+    );
 }
 
 #[tokio::test]
