@@ -731,12 +731,21 @@ async fn a_second_agent_takes_over_when_the_leader_dies() -> anyhow::Result<()> 
     })
     .await
     .with_context(|| env.logs())?;
-    env.clonesets()
-        .create(
-            &PostParams::default(),
-            &cloneset("second", 2, "example.com/app:v1", json!({})),
-        )
-        .await?;
+    // The webhook configuration still names agent-a's endpoint until agent-b, now leading,
+    // registers its own; writes are refused (failurePolicy Fail) only in that window.
+    let clonesets = env.clonesets();
+    eventually(30, "agent-b serves the webhooks", || async {
+        clonesets
+            .create(
+                &PostParams::default(),
+                &cloneset("second", 2, "example.com/app:v1", json!({})),
+            )
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await
+    .with_context(|| env.logs())?;
     env.wait_ready("second", 2, 60).await?;
     assert!(env.agents[1].running());
     Ok(())
