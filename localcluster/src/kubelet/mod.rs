@@ -19,7 +19,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::Client;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -123,12 +122,9 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
     }
     if pod.status.as_ref() != Some(&status) {
         // As kubelet's status manager does: a strategic merge patch of the status, so conditions
-        // merge by type and those owned by others (readiness gates) are kept, with no
-        // resourceVersion to conflict on while the watch catches up.
-        let patch = Patch::Strategic(json!({
-            "metadata": {"uid": uid},
-            "status": status,
-        }));
+        // merge by type and those owned by others (readiness gates) are left to their owners,
+        // with no resourceVersion to conflict on while the watch catches up.
+        let patch = Patch::Strategic(status::status_patch(&uid, &status));
         match api
             .patch_status(&name, &PatchParams::default(), &patch)
             .await

@@ -419,3 +419,19 @@ pub fn pod_status(
         ..old
     }
 }
+
+/// The strategic-merge patch kubelet sends for `status`: only the conditions kubelet owns, so
+/// a condition another controller owns (a readiness gate such as `InPlaceUpdateReady`) is never
+/// written back from this, possibly stale, view of the pod.
+pub fn status_patch(uid: &str, status: &PodStatus) -> serde_json::Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status.conditions.as_mut() {
+        conditions.retain(|c| {
+            c.type_ == "PodScheduled" || KUBELET_CONDITIONS.contains(&c.type_.as_str())
+        });
+    }
+    serde_json::json!({
+        "metadata": {"uid": uid},
+        "status": status,
+    })
+}

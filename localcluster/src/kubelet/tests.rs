@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use super::plan::advance;
-use super::status::pod_status;
+use super::status::{pod_status, status_patch};
 use crate::latency::LatencyModel;
 use crate::runtime::NodeState;
 
@@ -258,6 +258,35 @@ fn readiness_gates_hold_ready_until_their_condition_is_true() {
         .iter()
         .flatten()
         .any(|c| c.type_ == "InPlaceUpdateReady" && c.status == "True"));
+}
+
+#[test]
+fn status_patch_never_writes_back_a_readiness_gate_condition() {
+    let m = model();
+    let mut state = NodeState::default();
+    let mut p = pod(
+        json!({}),
+        json!({"readinessGates": [{"conditionType": "InPlaceUpdateReady"}], "containers": [{"name": "a", "image": "example.com/a:v1"}]}),
+    );
+    let (mut status, _) = run(&mut p, &mut state, t0(), t0() + Duration::from_secs(1), &m);
+    // The pod as kubelet last saw it: the gate True. The controller may have set it False since.
+    status.conditions.get_or_insert_with(Vec::new).push(
+        serde_json::from_value(json!({"type": "InPlaceUpdateReady", "status": "True"}))
+            .expect("condition"),
+    );
+    p.status = Some(status);
+    let now = t0() + Duration::from_secs(2);
+    let status = pod_status(&p, None, "10.0.0.1", true, now, &m);
+    let patch = status_patch("uid-1", &status);
+    let types: Vec<&str> = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert!(types.contains(&"Ready") && types.contains(&"PodScheduled"), "{types:?}");
+    assert!(!types.contains(&"InPlaceUpdateReady"), "{types:?}");
+    assert_eq!(patch["metadata"]["uid"], "uid-1");
 }
 
 #[test]
