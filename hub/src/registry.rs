@@ -258,13 +258,16 @@ impl HealthChecker {
                 continue;
             };
             let shard = shard_of("", name);
-            let Some(token) = self.ownership.token(shard) else {
-                continue;
-            };
             if !heartbeat_expired(&cluster, now, self.timeout) {
                 continue;
             }
-            match self.mark_not_ready(shard, token, name, &cluster, now).await {
+            let Some(guard) = self.ownership.begin(shard) else {
+                continue;
+            };
+            match self
+                .mark_not_ready(shard, guard.token(), name, &cluster, now)
+                .await
+            {
                 Ok(()) => {
                     marked += 1;
                     self.metrics.clusters_not_ready.inc();

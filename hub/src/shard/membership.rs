@@ -258,6 +258,7 @@ impl Membership {
             *current = members;
             changed
         });
+        let mut leaving = Vec::new();
         for shard in self.ownership.shards() {
             let Some(token) = self.ownership.token(shard) else {
                 continue;
@@ -269,12 +270,28 @@ impl Membership {
                 continue;
             }
             if !wanted.contains(&shard) {
-                // Drain: stop acting first (workers check ownership), then release the lock so
-                // the new owner can take over; writes still in flight fail as fenced.
+                // Stop starting new work on the shard; it is drained below.
                 self.ownership.remove(shard);
+                leaving.push((shard, token));
+            }
+        }
+        if !leaving.is_empty() {
+            // Drain, then release, so the new owner starts after the old one finished. The
+            // deadline keeps lease renewal on time; work still running after it fails as fenced.
+            let shards: Vec<u32> = leaving.iter().map(|(s, _)| *s).collect();
+            let deadline = tokio::time::Instant::now() + self.config.lease_ttl / 3;
+            let busy = self.ownership.drain(&shards, deadline).await;
+            if !busy.is_empty() {
+                self.metrics.handover("drain_timeout", busy.len() as u64);
+                warn!(
+                    ?busy,
+                    "shards still busy at the drain deadline; releasing anyway"
+                );
+            }
+            for (shard, token) in leaving {
                 self.locks.release(shard, token).await?;
                 self.metrics.handover("released", 1);
-                debug!(shard, "released shard");
+                debug!(shard, "drained and released shard");
             }
         }
         for shard in wanted {

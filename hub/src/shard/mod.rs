@@ -10,11 +10,11 @@ pub mod locks;
 pub mod membership;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use kruise_apiserver::store::{KeyValue, Revision, Store, StoreError};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::ring::fnv1a64;
 
@@ -81,11 +81,72 @@ impl ShardError {
 }
 
 /// The shards this replica currently owns, each with its fencing token (the lock key's create
-/// revision; 0 for the single-replica embedded mode).
+/// revision; 0 for the single-replica embedded mode), and the work in flight on each.
+///
+/// Workers act on a shard inside a [`ShardGuard`] from [`Ownership::begin`]; when the ring gives
+/// a shard to another replica, the shard is first removed (no new work starts), then drained
+/// (the guards in flight finish, up to a deadline), and only then is its lock released.
 #[derive(Clone)]
 pub struct Ownership {
     owned: Arc<RwLock<BTreeMap<u32, i64>>>,
+    inflight: Arc<Inflight>,
     changed: watch::Sender<u64>,
+}
+
+/// Work in flight per shard, and a signal for when a shard's count drops to zero.
+#[derive(Default)]
+struct Inflight {
+    counts: Mutex<BTreeMap<u32, usize>>,
+    idle: Notify,
+}
+
+impl Inflight {
+    fn count(&self, shard: u32) -> usize {
+        self.counts
+            .lock()
+            .map(|c| c.get(&shard).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+/// Permission to act on one owned shard; the shard is not released while the guard lives.
+pub struct ShardGuard {
+    shard: u32,
+    token: i64,
+    inflight: Arc<Inflight>,
+}
+
+impl ShardGuard {
+    /// The shard.
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    /// The fencing token to write with.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+}
+
+impl Drop for ShardGuard {
+    fn drop(&mut self) {
+        let idle = match self.inflight.counts.lock() {
+            Ok(mut counts) => match counts.get_mut(&self.shard) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => {
+                    counts.remove(&self.shard);
+                    true
+                }
+            },
+            Err(_) => true,
+        };
+        if idle {
+            self.inflight.idle.notify_waiters();
+        }
+    }
 }
 
 impl Default for Ownership {
@@ -100,7 +161,51 @@ impl Ownership {
         let (changed, _) = watch::channel(0);
         Ownership {
             owned: Arc::default(),
+            inflight: Arc::default(),
             changed,
+        }
+    }
+
+    /// Starts work on `shard` if this replica owns it. While the guard lives, a handover of the
+    /// shard waits (up to its drain deadline) before releasing the lock.
+    pub fn begin(&self, shard: u32) -> Option<ShardGuard> {
+        // Holding the read lock while counting means a shard removed by `remove` can never
+        // gain new work afterwards, so a drain that starts after the removal sees every guard.
+        let owned = self.owned.read().ok()?;
+        let token = *owned.get(&shard)?;
+        if let Ok(mut counts) = self.inflight.counts.lock() {
+            *counts.entry(shard).or_insert(0) += 1;
+        }
+        Some(ShardGuard {
+            shard,
+            token,
+            inflight: self.inflight.clone(),
+        })
+    }
+
+    /// Work in flight on `shard`.
+    pub fn in_flight(&self, shard: u32) -> usize {
+        self.inflight.count(shard)
+    }
+
+    /// Waits until no work is in flight on any of `shards`, or until `deadline`; returns the
+    /// shards still busy at the deadline.
+    pub async fn drain(&self, shards: &[u32], deadline: tokio::time::Instant) -> Vec<u32> {
+        loop {
+            let idle = self.inflight.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            let busy: Vec<u32> = shards
+                .iter()
+                .copied()
+                .filter(|s| self.inflight.count(*s) > 0)
+                .collect();
+            if busy.is_empty() {
+                return busy;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return busy;
+            }
         }
     }
 
@@ -228,6 +333,34 @@ mod tests {
         assert_eq!(ownership.remove(3), Some(42));
         assert!(ownership.is_empty());
         assert_eq!(Ownership::all().len(), SHARD_COUNT as usize);
+    }
+
+    #[tokio::test]
+    async fn a_removed_shard_drains_its_work_in_flight_before_release() {
+        let ownership = Ownership::new();
+        ownership.insert(7, 11);
+        let guard = ownership.begin(7).expect("owned");
+        assert_eq!((guard.shard(), guard.token()), (7, 11));
+        assert_eq!(ownership.in_flight(7), 1);
+        assert!(ownership.begin(8).is_none(), "not owned");
+
+        // Handover: removed first, so nothing new starts on it.
+        ownership.remove(7);
+        assert!(ownership.begin(7).is_none());
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+        assert_eq!(ownership.drain(&[7], soon).await, vec![7], "still busy");
+
+        let later = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let drained = {
+            let ownership = ownership.clone();
+            tokio::spawn(async move { ownership.drain(&[7, 9], later).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!drained.is_finished(), "waits for the guard");
+        drop(guard);
+        let busy = drained.await.expect("drain task");
+        assert!(busy.is_empty(), "{busy:?}");
+        assert_eq!(ownership.in_flight(7), 0);
     }
 
     #[test]
