@@ -203,7 +203,12 @@ pub fn plan(o: &Observed<'_>) -> Plan {
                     cluster: cluster.clone(),
                     base: *base,
                     current: view.map(|v| v.replicas).unwrap_or(0),
-                    ready: view.map(|v| v.workload.ready_replicas).unwrap_or(0),
+                    // Only a report on the current spec counts: a stale one may predate a
+                    // scale-down and overstate what runs.
+                    ready: view
+                        .filter(|v| v.fresh)
+                        .map(|v| v.workload.ready_replicas)
+                        .unwrap_or(0),
                     cluster_ready: ready_cluster(cluster),
                     unschedulable: marked.contains(&s.name),
                 }
