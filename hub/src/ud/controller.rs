@@ -60,6 +60,41 @@ struct Cache {
     uds: BTreeMap<String, KeyValue>,
     clusters: BTreeMap<String, KeyValue>,
     works: BTreeMap<String, KeyValue>,
+    /// UnitedDeployment key -> keys of the Works it owns.
+    owned: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Cache {
+    fn put_work(&mut self, kv: KeyValue) {
+        self.remove_work(&kv.key);
+        if let Some(owner) = owner_key(&kv.key, &kv.value) {
+            self.owned.entry(owner).or_default().insert(kv.key.clone());
+        }
+        self.works.insert(kv.key.clone(), kv);
+    }
+
+    fn remove_work(&mut self, key: &str) {
+        if let Some(old) = self.works.remove(key) {
+            if let Some(owner) = owner_key(&old.key, &old.value) {
+                if let Some(set) = self.owned.get_mut(&owner) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.owned.remove(&owner);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Works owned by the UnitedDeployment at `ud_key`.
+    fn works_of(&self, ud_key: &str) -> BTreeMap<String, KeyValue> {
+        self.owned
+            .get(ud_key)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.works.get(k).map(|kv| (k.clone(), kv.clone())))
+            .collect()
+    }
 }
 
 fn json_of(kv: &KeyValue) -> Option<Value> {
@@ -190,15 +225,25 @@ impl UdController {
         let mut cache = Cache {
             uds,
             clusters,
-            works,
+            ..Cache::default()
         };
+        for kv in works.into_values() {
+            cache.put_work(kv);
+        }
         let mut ud_watch = self.store.watch(UDS_PREFIX, ud_rev).await?;
         let mut cl_watch = self.store.watch(CLUSTERS_PREFIX, cl_rev).await?;
         let mut w_watch = self.store.watch(WORKS_PREFIX, w_rev).await?;
         let mut owned = self.ownership.subscribe();
         let mut tick = tokio::time::interval(self.resync);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut queue: BTreeSet<String> = cache.uds.keys().cloned().collect();
+        // Owners of Works are queued too, so Works of UnitedDeployments deleted while no
+        // replica ran are removed.
+        let mut queue: BTreeSet<String> = cache
+            .uds
+            .keys()
+            .chain(cache.owned.keys())
+            .cloned()
+            .collect();
         info!(uds = cache.uds.len(), "UnitedDeployment controller started");
         loop {
             self.drain(&mut cache, &mut queue).await;
@@ -228,7 +273,10 @@ impl UdController {
                     if let Some(owner) = owner {
                         queue.insert(owner);
                     }
-                    apply_event(&mut cache.works, ev);
+                    match ev.kind {
+                        EventKind::Put => cache.put_work(ev.kv),
+                        EventKind::Delete => cache.remove_work(&ev.kv.key),
+                    }
                 }
             }
         }
@@ -272,6 +320,8 @@ impl UdController {
                     self.metrics.fenced_writes.inc();
                     warn!(ud = %key, error = %e, "lost the shard while reconciling");
                 }
+                // Re-reported every resync until the object is fixed: keep it out of the warn log.
+                Err(e @ UdError::Decode { .. }) => debug!(ud = %key, error = %e, "skipping"),
                 Err(e) => warn!(ud = %key, error = %e, "reconciling the UnitedDeployment failed"),
             }
         }
@@ -287,20 +337,12 @@ impl UdController {
         now: DateTime<Utc>,
     ) -> Result<(), UdError> {
         let (ns, name) = split_key(key, UDS_PREFIX).unwrap_or_default();
-        let works: BTreeMap<String, KeyValue> = cache
-            .works
-            .iter()
-            .filter(|(k, kv)| {
-                split_key(k, WORKS_PREFIX).is_some_and(|(wns, _)| wns == ns)
-                    && owner_key(k, &kv.value).as_deref() == Some(key)
-            })
-            .map(|(k, kv)| (k.clone(), kv.clone()))
-            .collect();
+        let works = cache.works_of(key);
         let Some(ud_kv) = cache.uds.get(key).cloned() else {
             for (wkey, kv) in &works {
                 self.delete_work(key, shard, token, wkey, kv.mod_revision)
                     .await?;
-                cache.works.remove(wkey);
+                cache.remove_work(wkey);
                 info!(ud = %key, work = %wkey, "UnitedDeployment gone: deleted its Work");
             }
             if let Ok(mut p) = self.pending.lock() {
@@ -374,14 +416,14 @@ impl UdController {
             info!(ud = %key, work = %d.name, cluster = %d.cluster, revision = %d.revision,
                 replicas = d.manifest.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(0),
                 "Work written");
-            cache.works.insert(wkey, kv);
+            cache.put_work(kv);
         }
         for wname in &plan.delete {
             let wkey = format!("{WORKS_PREFIX}{ns}/{wname}");
             if let Some(kv) = works.get(&wkey) {
                 self.delete_work(key, shard, token, &wkey, kv.mod_revision)
                     .await?;
-                cache.works.remove(&wkey);
+                cache.remove_work(&wkey);
                 info!(ud = %key, work = %wname, "Work no longer placed: deleted");
             }
         }
