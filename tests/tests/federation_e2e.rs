@@ -310,6 +310,7 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
     }
 
     // Image update: waves r3, r2, r1, observed through the hub status.
+    let old_revision = status["updateStatus"]["updatedRevision"].clone();
     let driver = driving_replica(&hubs).await;
     eprintln!("replica {} drives the UnitedDeployment", hubs[driver].id);
     uds(&hub)
@@ -373,7 +374,8 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
                 hub_client = hubs[survivor].client().await?;
             }
         }
-        let done = s["currentRevision"] == s["updateStatus"]["updatedRevision"]
+        let done = s["updateStatus"]["updatedRevision"] != old_revision
+            && s["currentRevision"] == s["updateStatus"]["updatedRevision"]
             && s["updatedReadyReplicas"] == 10
             && s.pointer("/waveStatus/completed") == Some(&json!(["r3", "r2", "r1"]));
         if done {
