@@ -359,6 +359,20 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
                         ["r1", "r2", "r3"][i]
                     );
                 }
+                // ... and the subsets before it are updated and ready.
+                let earlier: Vec<(usize, usize)> = match current {
+                    "r2" => vec![(2, 2)],
+                    "r1" => vec![(2, 2), (1, 3)],
+                    _ => vec![],
+                };
+                for (i, want) in earlier {
+                    let pods = ready_pods(&members[i], "shop").await?;
+                    assert!(
+                        pods.len() == want && pods.values().all(|(_, image)| image == "nginx:1.26"),
+                        "wave {current} started before subset {} was updated and ready: {pods:?}",
+                        ["r1", "r2", "r3"][i]
+                    );
+                }
                 eprintln!(
                     "wave {current} (subset index {index}) at {:?}",
                     started.elapsed()
@@ -429,6 +443,20 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
     .await?;
     // c1's pods were never deleted while it was unreachable.
     assert_eq!(ready_pods(&members[0], "api").await?.len(), 4);
+    // The Fixed UnitedDeployment moved nothing: its c1 Work keeps 5 replicas, c2 runs 3.
+    let works = api(&hub, "federation.kruise.io", "v1alpha1", "Work", "works");
+    let shop_c1 = serde_json::to_value(works.get("shop-r1-c1").await?)?;
+    assert_eq!(shop_c1["spec"]["workload"]["spec"]["replicas"], 5);
+    let shop_c2 = serde_json::to_value(works.get("shop-r2-c2").await?)?;
+    assert_eq!(shop_c2["spec"]["workload"]["spec"]["replicas"], 3);
+    assert_eq!(ready_pods(&members[1], "shop").await?.len(), 3);
+    let api_status = ud_status(&hub, "api").await?;
+    assert!(
+        api_status["conditions"].as_array().is_some_and(|cs| cs
+            .iter()
+            .any(|c| { c["type"] == "SubsetFailure" && c["status"] == "True" })),
+        "the failover is reported: {api_status}"
+    );
     agents[0].restart()?;
     wait_or_dump(Duration::from_secs(90), &hub, &members, "api", || async {
         Ok(ready_pods(&members[1], "api").await?.len() == 3
