@@ -178,13 +178,13 @@ impl UdController {
             writer,
             ownership,
             metrics,
-            resync: Duration::from_secs(1),
+            resync: Duration::from_secs(2),
             pending: Mutex::default(),
         }
     }
 
     /// Sets how often every owned UnitedDeployment is reconciled even without events (wave
-    /// deadlines and failover timers are checked then). Defaults to one second.
+    /// deadlines and failover timers are checked then). Defaults to two seconds.
     pub fn with_resync(mut self, resync: Duration) -> Self {
         self.resync = resync;
         self

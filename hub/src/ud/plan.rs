@@ -543,3 +543,171 @@ pub fn plan(o: &Observed<'_>) -> Plan {
         pending_since,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ud::OWNER_LABEL;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    fn ud(spec: Value) -> UnitedDeployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps.kruise.io/v1alpha1", "kind": "UnitedDeployment",
+            "metadata": {"name": "web", "namespace": "team", "generation": 3},
+            "spec": spec}))
+        .expect("valid UnitedDeployment")
+    }
+
+    fn base_spec(subsets: Value) -> Value {
+        json!({"replicas": 5, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"advancedStatefulSetTemplate": {"spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}},
+            "topology": {"subsets": subsets}})
+    }
+
+    fn cluster(name: &str, region: &str, ready: bool) -> ClusterInfo {
+        ClusterInfo {
+            name: name.into(),
+            labels: BTreeMap::from([("region".to_string(), region.to_string())]),
+            ready,
+        }
+    }
+
+    fn run(
+        ud: &UnitedDeployment,
+        clusters: &[ClusterInfo],
+        works: &BTreeMap<String, Value>,
+    ) -> Plan {
+        plan(&Observed {
+            ud,
+            clusters,
+            works,
+            pending_since: &BTreeMap::new(),
+            now: now(),
+        })
+    }
+
+    #[test]
+    fn selector_subset_spans_ready_clusters_with_partitions() {
+        let mut spec = base_spec(json!([
+            {"name": "eu", "clusterSelector": {"matchLabels": {"region": "eu"}}}]));
+        spec["updateStrategy"] = json!({"manualUpdate": {"partitions": {"eu": 3}}});
+        let ud = ud(spec);
+        let clusters = [
+            cluster("eu-b", "eu", true),
+            cluster("eu-a", "eu", true),
+            cluster("eu-c", "eu", false),
+            cluster("us-a", "us", true),
+        ];
+        let p = run(&ud, &clusters, &BTreeMap::new());
+        let works = p.works.expect("placed");
+        let summary: Vec<(String, i64, i64)> = works
+            .iter()
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    w.manifest["spec"]["replicas"].as_i64().unwrap_or(-1),
+                    w.manifest["spec"]["updateStrategy"]["rollingUpdate"]["partition"]
+                        .as_i64()
+                        .unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("web-eu-eu-a".to_string(), 3, 2),
+                ("web-eu-eu-b".to_string(), 2, 1)
+            ]
+        );
+        assert_eq!(works[0].manifest["apiVersion"], "apps.kruise.io/v1beta1");
+        assert_eq!(works[0].manifest["metadata"]["namespace"], "team");
+        assert_eq!(p.status.observed_generation, Some(3));
+        let partitions = p.status.update_status.and_then(|u| u.current_partitions);
+        assert_eq!(partitions, Some(BTreeMap::from([("eu".to_string(), 3)])));
+    }
+
+    #[test]
+    fn invalid_spec_keeps_works_and_reports() {
+        let ud = ud(base_spec(json!([
+            {"name": "a", "clusters": ["c1"], "replicas": 4},
+            {"name": "b", "clusters": ["c2"], "replicas": 4}])));
+        let existing = BTreeMap::from([(
+            "web-a-c1".to_string(),
+            json!({"metadata": {"labels": {OWNER_LABEL: "web", SUBSET_LABEL: "a"}},
+                   "spec": {"cluster": "c1", "workload": {"spec": {"replicas": 5}}}}),
+        )]);
+        let p = run(&ud, &[], &existing);
+        assert!(p.works.is_none(), "nothing is rescaled or deleted");
+        assert!(p.delete.is_empty());
+        let condition = p
+            .status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "SubsetProvisioned")
+            .expect("condition");
+        assert_eq!(condition.status, "False");
+        assert!(condition.message.unwrap_or_default().contains("exceed"));
+    }
+
+    #[test]
+    fn cluster_waves_update_one_cluster_first() {
+        let mut spec = base_spec(json!([{"name": "all", "clusters": ["c2", "c1"]}]));
+        spec["updateStrategy"] = json!({"waves": {"unit": "Cluster"}});
+        let ud1 = ud(spec.clone());
+        let clusters = [cluster("c1", "x", true), cluster("c2", "x", true)];
+        let first = run(&ud1, &clusters, &BTreeMap::new());
+        // Store the created Works as rolled on revision 1.
+        let mut works = BTreeMap::new();
+        for w in first.works.expect("placed") {
+            works.insert(
+                w.name.clone(),
+                json!({"metadata": {"labels": {OWNER_LABEL: "web", SUBSET_LABEL: w.subset,
+                        crate::ud::workload::REVISION_LABEL: w.revision},
+                        "annotations": {crate::ud::SPEC_BASE_ANNOTATION: "0"}},
+                    "spec": {"cluster": w.cluster, "workload": w.manifest},
+                    "status": {"observedRevision": "5",
+                        "conditions": [{"type": "Applied", "status": "True"},
+                                       {"type": "Available", "status": "True"}],
+                        "workloadStatus": {"replicas": 3, "readyReplicas": 3,
+                            "updatedReplicas": 3, "updatedReadyReplicas": 3}}}),
+            );
+        }
+        spec["template"]["advancedStatefulSetTemplate"]["spec"]["template"]["spec"]["containers"]
+            [0]["image"] = json!("web:2");
+        let mut ud2 = ud(spec);
+        ud2.status = Some(first.status);
+        let p = run(&ud2, &clusters, &works);
+        let images: Vec<(String, String)> = p
+            .works
+            .expect("placed")
+            .iter()
+            .map(|w| {
+                (
+                    w.cluster.clone(),
+                    w.manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            images,
+            [
+                ("c1".to_string(), "web:2".to_string()),
+                ("c2".to_string(), "web:1".to_string())
+            ]
+        );
+        assert_eq!(
+            p.status.wave_status.and_then(|w| w.current),
+            Some("c1".to_string())
+        );
+    }
+}
