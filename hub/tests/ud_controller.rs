@@ -219,11 +219,17 @@ async fn places_five_three_two_and_aggregates_status() {
     for (subset, cluster) in [("r1", "c1"), ("r2", "c2"), ("r3", "c3")] {
         report(&store, &work_key(subset, cluster), None).await;
     }
+    let reported = std::time::Instant::now();
     eventually("status aggregated", || async {
         let s = ud_status(&store).await;
         s["replicas"] == 10 && s["readyReplicas"] == 10 && s["updatedReadyReplicas"] == 10
     })
     .await;
+    assert!(
+        reported.elapsed() < Duration::from_secs(2),
+        "the hub status followed the Work reports in {:?}",
+        reported.elapsed()
+    );
     let s = ud_status(&store).await;
     assert_eq!(s["subsetReplicas"], json!({"r1": 5, "r2": 3, "r3": 2}));
     assert_eq!(s["currentRevision"], s["updateStatus"]["updatedRevision"]);
@@ -419,5 +425,68 @@ async fn fixed_moves_nothing_when_a_cluster_is_lost() {
         let w = get(&store, &work_key(subset, cluster)).await.expect("work");
         assert_eq!(replicas(&w), n, "{subset}");
     }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn adaptive_moves_pods_that_stay_unschedulable() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    for c in ["c1", "c2", "c3"] {
+        put(&store, &format!("{CLUSTERS_PREFIX}{c}"), cluster(c, true)).await;
+    }
+    let mut spec = ud("shop:1", true);
+    spec["spec"]["topology"]["scheduleStrategy"]["adaptive"] =
+        json!({"rescheduleCriticalSeconds": 1, "unschedulableDuration": 300});
+    put(&store, &format!("{UDS_PREFIX}default/shop"), spec).await;
+    let hub = start(store.clone());
+    eventually("three Works", || async { works(&store).await.len() == 3 }).await;
+    for (s, c) in [("r2", "c2"), ("r3", "c3")] {
+        report(&store, &work_key(s, c), None).await;
+    }
+    // r1 runs two of its five pods; three stay unschedulable.
+    modify(&store, &work_key("r1", "c1"), |w, rev| {
+        w["status"] = json!({"observedRevision": rev.to_string(),
+            "conditions": [{"type": "Applied", "status": "True"},
+                           {"type": "Available", "status": "False"}],
+            "workloadStatus": {"replicas": 5, "readyReplicas": 2, "updatedReplicas": 5,
+                               "updatedReadyReplicas": 2, "availableReplicas": 2,
+                               "unschedulableReplicas": 3}});
+    })
+    .await;
+    // Not before rescheduleCriticalSeconds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        replicas(&get(&store, &work_key("r2", "c2")).await.expect("r2")),
+        3
+    );
+    eventually("three replicas move to r2", || async {
+        replicas(&get(&store, &work_key("r2", "c2")).await.expect("r2")) == 6
+    })
+    .await;
+    let s = ud_status(&store).await;
+    let r1 = &s["subsetStatuses"][0];
+    assert_eq!(r1["name"], "r1");
+    assert_eq!(r1["conditions"][0]["type"], "Schedulable");
+    assert_eq!(r1["conditions"][0]["status"], "False");
+    // r1 keeps its pods until r2's replacements are ready, then keeps its two running ones.
+    assert_eq!(
+        replicas(&get(&store, &work_key("r1", "c1")).await.expect("r1")),
+        5
+    );
+    report(&store, &work_key("r2", "c2"), None).await;
+    eventually("r1 pinned to its ready pods", || async {
+        replicas(&get(&store, &work_key("r1", "c1")).await.expect("r1")) == 2
+    })
+    .await;
+    // Stable while r1's report is stale: nothing oscillates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        replicas(&get(&store, &work_key("r1", "c1")).await.expect("r1")),
+        2
+    );
+    assert_eq!(
+        replicas(&get(&store, &work_key("r2", "c2")).await.expect("r2")),
+        6
+    );
     hub.stop().await;
 }

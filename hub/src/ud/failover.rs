@@ -19,8 +19,10 @@ pub struct Unit {
     pub base: i32,
     /// Replicas in the unit's Work today (0 without a Work).
     pub current: i32,
-    /// Ready pods reported for the unit.
+    /// Ready pods in the latest report on the unit's current spec (0 while it is stale).
     pub ready: i32,
+    /// Ready pods in the latest report, current or not: what an unschedulable unit is pinned to.
+    pub running: i32,
     /// Whether the cluster is Ready.
     pub cluster_ready: bool,
     /// Whether the subset is marked unschedulable.
@@ -38,7 +40,7 @@ impl Unit {
         if !self.cluster_ready {
             0
         } else {
-            self.ready.clamp(0, self.base.max(0))
+            self.running.clamp(0, self.base.max(0))
         }
     }
 }
@@ -171,6 +173,7 @@ mod tests {
             base,
             current,
             ready,
+            running: ready,
             cluster_ready: true,
             unschedulable: false,
         }
@@ -262,5 +265,14 @@ mod tests {
         let d = decide(&units, &order(), &unlimited());
         assert_eq!(d.targets, [2, 8]);
         assert_eq!(d.replicas, [5, 8]);
+        // Once r1 is scaled to its two running pods its report is stale for a while; the pin
+        // holds on to what runs instead of dropping to zero.
+        units[0].current = 2;
+        units[0].ready = 0;
+        units[1].current = 8;
+        units[1].ready = 8;
+        let d = decide(&units, &order(), &unlimited());
+        assert_eq!(d.targets, [2, 8]);
+        assert_eq!(d.replicas, [2, 8]);
     }
 }

@@ -209,6 +209,7 @@ pub fn plan(o: &Observed<'_>) -> Plan {
                         .filter(|v| v.fresh)
                         .map(|v| v.workload.ready_replicas)
                         .unwrap_or(0),
+                    running: view.map(|v| v.workload.ready_replicas).unwrap_or(0),
                     cluster_ready: ready_cluster(cluster),
                     unschedulable: marked.contains(&s.name),
                 }
