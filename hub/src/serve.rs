@@ -1,5 +1,6 @@
 //! `kruise-hub serve`: wires the hub API, ring membership, the agent link, the cluster health
-//! check, the UnitedDeployment controller and the health server together, and stops them on SIGINT/SIGTERM.
+//! check, the UnitedDeployment controller and the health server together, and stops them on
+//! SIGINT/SIGTERM.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
