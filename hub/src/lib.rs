@@ -13,3 +13,4 @@ pub mod registry;
 pub mod ring;
 pub mod serve;
 pub mod shard;
+pub mod ud;

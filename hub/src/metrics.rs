@@ -44,6 +44,10 @@ pub struct HubMetrics {
     pub refused_calls: Family<ReasonLabel, Counter>,
     /// Clusters marked NotReady after missing heartbeats.
     pub clusters_not_ready: Counter,
+    /// UnitedDeployment reconciles, by `ok` / `conflict` / `fenced` / `error`.
+    pub ud_reconciles: Family<ReasonLabel, Counter>,
+    /// Work writes of the UnitedDeployment controller, by `create` / `update` / `delete`.
+    pub ud_work_writes: Family<ReasonLabel, Counter>,
 }
 
 impl HubMetrics {
@@ -64,6 +68,20 @@ impl HubMetrics {
     /// Counts a refused call.
     pub fn refused(&self, reason: &'static str) {
         self.refused_calls
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts a UnitedDeployment reconcile by outcome.
+    pub fn ud_reconcile(&self, reason: &'static str) {
+        self.ud_reconciles
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts a Work write of the UnitedDeployment controller.
+    pub fn ud_work_write(&self, reason: &'static str) {
+        self.ud_work_writes
             .get_or_create(&ReasonLabel { reason })
             .inc();
     }
@@ -112,6 +130,16 @@ impl HubMetrics {
             "clusters_not_ready",
             "Clusters marked NotReady after missing heartbeats",
             self.clusters_not_ready.clone(),
+        );
+        registry.register(
+            "ud_reconciles",
+            "UnitedDeployment reconciles by outcome",
+            self.ud_reconciles.clone(),
+        );
+        registry.register(
+            "ud_work_writes",
+            "Work writes of the UnitedDeployment controller",
+            self.ud_work_writes.clone(),
         );
         let mut out = String::new();
         if encode(&mut out, &registry).is_err() {

@@ -1,5 +1,6 @@
 //! `kruise-hub serve`: wires the hub API, ring membership, the agent link, the cluster health
-//! check and the health server together, and stops them on SIGINT/SIGTERM.
+//! check, the UnitedDeployment controller and the health server together, and stops them on
+//! SIGINT/SIGTERM.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::link::LinkService;
 use crate::metrics::HubMetrics;
 use crate::registry::{HealthChecker, Registry, ENDPOINTS_CONFIGMAP, HUB_NAMESPACE};
 use crate::shard::{FencedWriter, Membership, MembershipConfig, Ownership};
+use crate::ud::UdController;
 
 fn default_replica_id() -> String {
     let host = std::env::var("HOSTNAME")
@@ -243,6 +245,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
         async move { crate::link::serve(service, grpc_listener, &cert, &key, shutdown).await }
     });
+    let ud_controller = Arc::new(UdController::new(
+        store.clone(),
+        writer.clone(),
+        ownership.clone(),
+        metrics.clone(),
+    ));
+    tokio::spawn(ud_controller.run(shutdown.clone()));
     tokio::spawn(
         HealthChecker {
             client: client.clone(),
