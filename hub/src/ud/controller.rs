@@ -289,10 +289,14 @@ impl UdController {
                 continue;
             };
             let shard = shard_of(ns, name);
-            let Some(token) = self.ownership.token(shard) else {
+            // The guard holds off a handover of the shard until this reconcile is done.
+            let Some(guard) = self.ownership.begin(shard) else {
                 continue;
             };
-            let result = self.reconcile(cache, &key, shard, token, Utc::now()).await;
+            let result = self
+                .reconcile(cache, &key, shard, guard.token(), Utc::now())
+                .await;
+            drop(guard);
             self.metrics.ud_reconcile(match &result {
                 Ok(()) => "ok",
                 Err(UdError::Write {
