@@ -1,0 +1,320 @@
+//! `kruise-local demo` end to end with real processes: the hub (embedded store, then three
+//! replicas on etcd), three member clusters, agents and node daemons. Checks the hub through the
+//! kubeconfig the demo writes (clusters Ready, the UnitedDeployment stored), then sends SIGINT and
+//! checks that every process the demo started has exited.
+//!
+//! Needs `kruise-hub`, `kruise-agent` and `kruise-daemon` next to `kruise-local` (build them, or
+//! point `KRUISE_BIN_DIR` at a directory holding all four).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
+use kube::{Api, Client};
+use rustix::process::{kill_process, Pid, Signal};
+use serde_json::Value;
+
+const NODES: usize = 2;
+
+fn kruise_local() -> PathBuf {
+    match std::env::var_os("KRUISE_BIN_DIR") {
+        Some(dir) => Path::new(&dir).join("kruise-local"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_kruise-local")),
+    }
+}
+
+/// A running `kruise-local demo`; interrupted (then killed) on drop so a failed test leaves
+/// nothing behind.
+struct Demo {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Demo {
+    fn start(state_dir: &Path, extra: &[&str]) -> anyhow::Result<Demo> {
+        let bin = kruise_local();
+        for sibling in ["kruise-hub", "kruise-agent", "kruise-daemon"] {
+            let path = bin.with_file_name(sibling);
+            assert!(
+                path.is_file(),
+                "{} is missing: build it (cargo build -p kruise-hub -p kruise-agent -p kruise-daemon) \
+                 or set KRUISE_BIN_DIR",
+                path.display()
+            );
+        }
+        let mut child = Command::new(&bin)
+            .arg("demo")
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(["--nodes", &NODES.to_string(), "--timeout", "10"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting kruise-local demo")?;
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stdout.take().context("no stdout pipe")?;
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                eprintln!("demo| {line}");
+                if let Ok(mut out) = sink.lock() {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }
+        });
+        Ok(Demo { child, stdout })
+    }
+
+    fn output(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits until stdout contains `text`; fails if the demo exits first.
+    async fn wait_for_output(&mut self, text: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.output().contains(text) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the demo exited ({status}) before printing {text:?}");
+            }
+            if Instant::now() > deadline {
+                bail!("the demo did not print {text:?} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    fn interrupt(&self) {
+        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
+            let _ = kill_process(pid, Signal::INT);
+        }
+    }
+
+    /// SIGINT, then the exit status within `timeout`.
+    async fn stop(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.interrupt();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("the demo did not exit within {timeout:?} of SIGINT");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.interrupt();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Live children of `parent` by executable name (`/proc/PID/comm`).
+fn children(parent: u32) -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The fields after the parenthesised command: state, ppid, ...
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse().ok()));
+        if ppid == Some(parent) && state != Some("Z") {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            out.insert(pid, comm.trim().to_string());
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(") ")?;
+            rest.split_whitespace().next().map(|s| s != "Z")
+        })
+        .unwrap_or(false)
+}
+
+async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1alpha1", kind), plural)
+}
+
+/// Runs one demo and checks the hub, the clusters, the output and the shutdown.
+async fn run_demo(extra: &[&str], hub_replicas: usize, etcd: bool) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let state = tmp.path().join("demo");
+    let mut demo = Demo::start(&state, extra)?;
+    demo.wait_for_output("running until Ctrl-C", Duration::from_secs(240))
+        .await?;
+    let out = demo.output();
+    assert!(
+        out.contains("Placement of UnitedDeployment default/shop")
+            || out.contains("placement not finished"),
+        "the demo reports how placement went:\n{out}"
+    );
+    assert!(
+        out.contains("applied UnitedDeployment default/shop"),
+        "{out}"
+    );
+    let hub_kc = state.join("hub.kubeconfig");
+    assert!(
+        out.contains(&format!("kubectl --kubeconfig {} get ud", hub_kc.display())),
+        "the kubectl commands name the hub kubeconfig:\n{out}"
+    );
+
+    // The hub, through the kubeconfig the demo wrote: three Ready clusters and the UD.
+    let hub = client(&hub_kc).await?;
+    let clusters: Api<DynamicObject> = Api::all_with(
+        hub.clone(),
+        &resource("federation.kruise.io", "ManagedCluster", "managedclusters"),
+    );
+    let mut ready: Vec<(String, String)> = Vec::new();
+    for c in clusters.list(&ListParams::default()).await?.items {
+        let value = serde_json::to_value(&c)?;
+        let status = value
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or("none")
+            .to_string();
+        let region = value
+            .pointer("/metadata/labels/topology.kubernetes.io~1region")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        ready.push((
+            format!("{}@{region}", c.metadata.name.unwrap_or_default()),
+            status,
+        ));
+    }
+    ready.sort();
+    assert_eq!(
+        ready,
+        [
+            ("member-r1@r1".to_string(), "True".to_string()),
+            ("member-r2@r2".to_string(), "True".to_string()),
+            ("member-r3@r3".to_string(), "True".to_string())
+        ]
+    );
+    let uds: Api<DynamicObject> = Api::namespaced_with(
+        hub.clone(),
+        "default",
+        &resource("apps.kruise.io", "UnitedDeployment", "uniteddeployments"),
+    );
+    let shop = serde_json::to_value(uds.get("shop").await?)?;
+    assert_eq!(shop.pointer("/spec/replicas"), Some(&Value::from(10)));
+
+    // Each member's kubeconfig reaches a cluster whose nodes are in its region.
+    for region in ["r1", "r2", "r3"] {
+        let member = client(&state.join(format!("member-{region}.kubeconfig"))).await?;
+        let nodes = Api::<Node>::all(member)
+            .list(&ListParams::default())
+            .await?;
+        assert_eq!(nodes.items.len(), NODES);
+        for n in &nodes.items {
+            let labels = n.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(
+                labels
+                    .get("topology.kubernetes.io/region")
+                    .map(String::as_str),
+                Some(region)
+            );
+        }
+    }
+    let join = std::fs::read_to_string(state.join("member-r1/hub-join.yaml"))?;
+    assert_eq!(
+        join.matches("https://127.0.0.1:").count(),
+        hub_replicas,
+        "the join file lists every hub replica:\n{join}"
+    );
+
+    // Every process the demo started, then SIGINT: all of them exit with the demo.
+    let pid = demo.child.id();
+    let kids = children(pid);
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in kids.values() {
+        *by_name.entry(name.as_str()).or_default() += 1;
+    }
+    let mut expected = BTreeMap::from([
+        ("kruise-local", 3),
+        ("kruise-hub", hub_replicas),
+        ("kruise-agent", 3),
+        ("kruise-daemon", 3 * NODES),
+    ]);
+    if etcd {
+        expected.insert("etcd", 1);
+    }
+    assert_eq!(by_name, expected, "children of the demo: {kids:?}");
+    let status = demo.stop(Duration::from_secs(60)).await?;
+    assert!(
+        status.success(),
+        "the demo exits cleanly on SIGINT: {status}"
+    );
+    let left: Vec<(&u32, &String)> = kids.iter().filter(|(pid, _)| alive(**pid)).collect();
+    assert!(
+        left.is_empty(),
+        "processes left after the demo exited: {left:?}"
+    );
+    let out = demo.output();
+    let total: usize = expected.values().sum();
+    assert!(
+        out.contains(&format!("stopped {total} processes\n")),
+        "every child stopped within the grace period:\n{out}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_the_federation_and_stops_every_process() -> anyhow::Result<()> {
+    run_demo(&[], 1, false).await?;
+    if kruise_apiserver::store::etcd_process::etcd_binary().is_none() {
+        eprintln!("skipping the --etcd run: etcd is not installed (apt-get install etcd-server)");
+        return Ok(());
+    }
+    run_demo(&["--etcd"], 3, true).await
+}
