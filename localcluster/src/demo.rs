@@ -374,7 +374,7 @@ impl Session<'_> {
                 "region {region}, {} nodes in zones {}, {crds} kruise CRDs; registered on the hub; \
                  kruise-agent and {daemons} kruise-daemons started",
                 member.nodes.len(),
-                members::zones(region)
+                member.zones.join(",")
             ),
         );
         Ok(member)
@@ -435,7 +435,7 @@ impl Session<'_> {
                         console.say(&subject, line);
                     }
                     if snapshot.complete(target) {
-                        println!(
+                        print!(
                             "\nPlacement of UnitedDeployment {}/{} ({} pods Ready):\n{}",
                             target.namespace,
                             target.name,
@@ -469,7 +469,7 @@ impl Session<'_> {
         };
         console.say("demo", format!("placement not finished: {message}"));
         if let Some(s) = last.filter(|s| !s.placement.is_empty()) {
-            println!("\nPlacement so far:\n{}", placement::render(&s.placement));
+            print!("\nPlacement so far:\n{}", placement::render(&s.placement));
         }
         Ok(false)
     }
@@ -493,9 +493,10 @@ impl Session<'_> {
     fn print_try(&self, hub: &hub::Hub, members: &[Member]) {
         let show = |p: &Path| self.layout.show(p);
         let hub_kc = show(&hub.kubeconfig);
-        println!("\nKubeconfigs: hub {hub_kc}");
+        println!("\nKubeconfigs:");
+        println!("  {:<9}  {hub_kc}", "hub");
         for m in members {
-            println!("             {:<9} {}", m.name, show(&m.kubeconfig));
+            println!("  {:<9}  {}", m.name, show(&m.kubeconfig));
         }
         println!("Try:");
         for what in ["get managedclusters", "get ud", "get works"] {

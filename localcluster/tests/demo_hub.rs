@@ -309,9 +309,107 @@ async fn run_demo(extra: &[&str], hub_replicas: usize, etcd: bool) -> anyhow::Re
     Ok(())
 }
 
+/// A UnitedDeployment whose subsets name no joined cluster (so no hub controller places it),
+/// plus the Works a hub would write for it, by hand: 2 + 1 + 1 pods over the three members.
+fn hand_placed_manifest() -> String {
+    let mut docs = vec![r#"apiVersion: apps.kruise.io/v1alpha1
+kind: UnitedDeployment
+metadata: {name: by-hand, namespace: default}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: by-hand}}
+  template:
+    cloneSetTemplate:
+      metadata: {labels: {app: by-hand}}
+      spec:
+        selector: {matchLabels: {app: by-hand}}
+        template:
+          metadata: {labels: {app: by-hand}}
+          spec: {containers: [{name: main, image: registry.example.com/by-hand:1}]}
+  topology:
+    subsets: [{name: elsewhere, clusters: [not-joined]}]
+"#
+    .to_string()];
+    for (region, replicas) in [("r1", 2), ("r2", 1), ("r3", 1)] {
+        docs.push(format!(
+            r#"apiVersion: federation.kruise.io/v1alpha1
+kind: Work
+metadata: {{name: by-hand-{region}, namespace: default}}
+spec:
+  cluster: member-{region}
+  workload:
+    apiVersion: apps.kruise.io/v1alpha1
+    kind: CloneSet
+    metadata:
+      name: by-hand-{region}
+      namespace: default
+      labels: {{app: by-hand, apps.kruise.io/subset-name: subset-{region}}}
+    spec:
+      replicas: {replicas}
+      selector: {{matchLabels: {{app: by-hand, apps.kruise.io/subset-name: subset-{region}}}}}
+      template:
+        metadata: {{labels: {{app: by-hand, apps.kruise.io/subset-name: subset-{region}}}}}
+        spec: {{containers: [{{name: main, image: registry.example.com/by-hand:1}}]}}
+"#
+        ));
+    }
+    docs.join("---\n")
+}
+
+/// `--manifest` with Works placed by hand: progress follows them to a placement table, and
+/// `--exit-when-ready` ends the demo (and its children) once every pod is Ready.
+async fn run_hand_placed() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let manifest = tmp.path().join("by-hand.yaml");
+    std::fs::write(&manifest, hand_placed_manifest())?;
+    let manifest = manifest.display().to_string();
+    let mut demo = Demo::start(
+        &tmp.path().join("demo"),
+        &["--manifest", &manifest, "--exit-when-ready"],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = demo.child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            bail!("the demo did not exit within 240 s:\n{}", demo.output());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = demo.output();
+    assert!(
+        status.success(),
+        "placement finished, exit 0 ({status}):\n{out}"
+    );
+    for line in [
+        "applied UnitedDeployment default/by-hand",
+        "applied Work default/by-hand-r1",
+        "member-r1  works 1  desired 2  pods 2  ready 2  updated 2",
+        "member-r3  works 1  desired 1  pods 1  ready 1  updated 1",
+        "Placement of UnitedDeployment default/by-hand (4 pods Ready):",
+        "CLUSTER    REGION  ZONE  SUBSET     PODS  READY",
+        "TOTAL                               4     4",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("member-r")).collect();
+    let pods: usize = rows
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(4)?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(pods, 4, "placement rows: {rows:?}");
+    assert!(
+        rows.iter().any(|l| l.starts_with("member-r2  r2      r2-")),
+        "member-r2's pod is in a zone of r2: {rows:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_the_federation_and_stops_every_process() -> anyhow::Result<()> {
     run_demo(&[], 1, false).await?;
+    run_hand_placed().await?;
     if kruise_apiserver::store::etcd_process::etcd_binary().is_none() {
         eprintln!("skipping the --etcd run: etcd is not installed (apt-get install etcd-server)");
         return Ok(());

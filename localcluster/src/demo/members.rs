@@ -10,6 +10,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
 
 use super::layout::Layout;
+use super::placement::ZONE_LABEL;
 use super::procs::{Procs, Role};
 use super::{load_client, Deadline, DemoError};
 use crate::sim::cri_socket;
@@ -27,6 +28,8 @@ pub struct Member {
     pub client: Client,
     /// Its simulated nodes.
     pub nodes: Vec<String>,
+    /// The zones its nodes are in.
+    pub zones: Vec<String>,
 }
 
 /// The zones of a region: `r1-a`, `r1-b`, `r1-c`.
@@ -105,19 +108,23 @@ pub async fn connect(
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let crds = install_crds(&client, name).await?;
-    let nodes = Api::<Node>::all(client.clone())
+    let listed = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(DemoError::api(format!("listing the nodes of {name}")))?
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
+        .items;
+    let mut zones: Vec<String> = listed
+        .iter()
+        .filter_map(|n| n.metadata.labels.as_ref()?.get(ZONE_LABEL).cloned())
         .collect();
+    zones.sort();
+    zones.dedup();
     let member = Member {
         name,
         kubeconfig,
         client,
-        nodes,
+        nodes: listed.into_iter().filter_map(|n| n.metadata.name).collect(),
+        zones,
     };
     Ok((member, crds))
 }

@@ -11,7 +11,8 @@ use super::progress::pod_ready;
 /// Label upstream UnitedDeployment puts on a subset's workload and pods.
 pub const SUBSET_LABEL: &str = "apps.kruise.io/subset-name";
 const REGION_LABEL: &str = "topology.kubernetes.io/region";
-const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// The node label naming its zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Shown for pods that have no node yet.
 const UNSCHEDULED: &str = "-";
 
