@@ -495,6 +495,9 @@ impl Session<'_> {
         let hub_kc = show(&hub.kubeconfig);
         println!("\nKubeconfigs:");
         println!("  {:<9}  {hub_kc}", "hub");
+        for (id, kc) in &hub.other_kubeconfigs {
+            println!("  {id:<9}  {}", show(kc));
+        }
         for m in members {
             println!("  {:<9}  {}", m.name, show(&m.kubeconfig));
         }

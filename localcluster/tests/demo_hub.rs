@@ -241,6 +241,17 @@ async fn run_demo(extra: &[&str], hub_replicas: usize, etcd: bool) -> anyhow::Re
             ("member-r3@r3".to_string(), "True".to_string())
         ]
     );
+    // Every other replica serves the same objects (they share the etcd).
+    for i in 2..=hub_replicas {
+        let kc = state.join(format!("hub-{i}.kubeconfig"));
+        assert!(out.contains(&kc.display().to_string()), "{out}");
+        let replica = client(&kc).await?;
+        let seen: Api<DynamicObject> = Api::all_with(
+            replica,
+            &resource("federation.kruise.io", "ManagedCluster", "managedclusters"),
+        );
+        assert_eq!(seen.list(&ListParams::default()).await?.items.len(), 3);
+    }
     let uds: Api<DynamicObject> = Api::namespaced_with(
         hub.clone(),
         "default",

@@ -28,6 +28,8 @@ pub struct Hub {
     pub kubeconfig: PathBuf,
     /// API URL per replica.
     pub urls: Vec<String>,
+    /// The admin kubeconfigs of the other replicas (with `--etcd`), by replica id.
+    pub other_kubeconfigs: Vec<(String, PathBuf)>,
 }
 
 /// How the hub is stored.
@@ -189,6 +191,7 @@ pub async fn start(
 ) -> Result<Hub, DemoError> {
     let kubeconfig = layout.hub_kubeconfig();
     let mut urls = Vec::new();
+    let mut other_kubeconfigs = Vec::new();
     match storage {
         Storage::Embedded => {
             urls.push(start_replica(procs, layout, bin, "hub-1", None, None, &kubeconfig).await?);
@@ -206,6 +209,9 @@ pub async fn start(
                 let url = start_replica(procs, layout, bin, &id, Some(endpoint), Some(&token), &kc)
                     .await?;
                 urls.push(url);
+                if i > 1 {
+                    other_kubeconfigs.push((id, kc));
+                }
             }
         }
     }
@@ -214,6 +220,7 @@ pub async fn start(
         client,
         kubeconfig,
         urls,
+        other_kubeconfigs,
     })
 }
 
