@@ -249,7 +249,7 @@ impl DemoArgs {
         match &outcome {
             Ok(Outcome::Interrupted(name)) => console.say("demo", format!("{name}: stopping")),
             Ok(Outcome::Finished { .. }) => console.say("demo", "stopping"),
-            Err(e) => console.say("demo", format!("failed: {e}; stopping")),
+            Err(_) => console.say("demo", "failed (the error follows); stopping"),
         }
         let running = procs.running();
         let killed = procs.stop().await;

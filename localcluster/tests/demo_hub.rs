@@ -38,7 +38,8 @@ struct Demo {
 }
 
 impl Demo {
-    fn start(state_dir: &Path, extra: &[&str]) -> anyhow::Result<Demo> {
+    /// Starts the demo with `--timeout` (seconds to wait for placement) and `extra` flags.
+    fn start(state_dir: &Path, timeout: u64, extra: &[&str]) -> anyhow::Result<Demo> {
         let bin = kruise_local();
         for sibling in ["kruise-hub", "kruise-agent", "kruise-daemon"] {
             let path = bin.with_file_name(sibling);
@@ -53,7 +54,12 @@ impl Demo {
             .arg("demo")
             .arg("--state-dir")
             .arg(state_dir)
-            .args(["--nodes", &NODES.to_string(), "--timeout", "10"])
+            .args([
+                "--nodes",
+                &NODES.to_string(),
+                "--timeout",
+                &timeout.to_string(),
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -188,7 +194,7 @@ fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
 async fn run_demo(extra: &[&str], hub_replicas: usize, etcd: bool) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let state = tmp.path().join("demo");
-    let mut demo = Demo::start(&state, extra)?;
+    let mut demo = Demo::start(&state, 10, extra)?;
     demo.wait_for_output("running until Ctrl-C", Duration::from_secs(240))
         .await?;
     let out = demo.output();
@@ -376,15 +382,16 @@ async fn run_hand_placed() -> anyhow::Result<()> {
     let manifest = manifest.display().to_string();
     let mut demo = Demo::start(
         &tmp.path().join("demo"),
+        120,
         &["--manifest", &manifest, "--exit-when-ready"],
     )?;
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
         if let Some(status) = demo.child.try_wait()? {
             break status;
         }
         if Instant::now() > deadline {
-            bail!("the demo did not exit within 240 s:\n{}", demo.output());
+            bail!("the demo did not exit within 300 s:\n{}", demo.output());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
