@@ -40,6 +40,10 @@ const CLUSTERS: [(&str, &str); 3] = [
 const ETCD_HUB_REPLICAS: usize = 3;
 /// How long the agents get to join and heartbeat.
 const CLUSTERS_READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// An image update of the built-in example's UnitedDeployment, as kubectl arguments.
+const EXAMPLE_IMAGE_UPDATE: &str = "patch ud shop --type merge -p \
+    '{\"spec\":{\"template\":{\"cloneSetTemplate\":{\"spec\":{\"template\":{\"spec\":\
+    {\"containers\":[{\"name\":\"shop\",\"image\":\"registry.example.com/shop:1.5.0\"}]}}}}}}}'";
 /// How often progress is read.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -191,6 +195,8 @@ struct Session<'a> {
     etcd: bool,
     timeout: Duration,
     exit_when_ready: bool,
+    /// Whether the manifest is the built-in example (the demo then suggests an image update).
+    builtin_example: bool,
 }
 
 impl DemoArgs {
@@ -240,6 +246,7 @@ impl DemoArgs {
             etcd,
             timeout: Duration::from_secs(timeout),
             exit_when_ready,
+            builtin_example: manifest.is_none(),
         };
         let mut procs = Procs::default();
         let outcome = tokio::select! {
@@ -333,7 +340,7 @@ impl Session<'_> {
                 true
             }
         };
-        self.print_try(&hub, &members);
+        self.print_try(&hub, &members, target.as_ref());
         if self.exit_when_ready {
             return Ok(Outcome::Finished { complete });
         }
@@ -490,7 +497,7 @@ impl Session<'_> {
         }
     }
 
-    fn print_try(&self, hub: &hub::Hub, members: &[Member]) {
+    fn print_try(&self, hub: &hub::Hub, members: &[Member], target: Option<&Target>) {
         let show = |p: &Path| self.layout.show(p);
         let hub_kc = show(&hub.kubeconfig);
         println!("\nKubeconfigs:");
@@ -504,6 +511,21 @@ impl Session<'_> {
         println!("Try:");
         for what in ["get managedclusters", "get ud", "get works"] {
             println!("  kubectl --kubeconfig {hub_kc} {what}");
+        }
+        if let Some(t) = target {
+            let ns = match t.namespace.as_str() {
+                "default" => String::new(),
+                other => format!(" -n {other}"),
+            };
+            println!(
+                "  kubectl --kubeconfig {hub_kc}{ns} scale ud {} --replicas {}",
+                t.name,
+                t.replicas.saturating_mul(2)
+            );
+        }
+        if self.builtin_example {
+            println!("  kubectl --kubeconfig {hub_kc} {EXAMPLE_IMAGE_UPDATE}");
+            println!("      (a new image, rolled out one subset at a time: r3, then r2, then r1)");
         }
         if let Some(first) = members.first() {
             let kc = show(&first.kubeconfig);

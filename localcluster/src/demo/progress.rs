@@ -47,11 +47,14 @@ pub enum HubProgress {
     Missing,
     /// Stored, without a status written by a controller.
     Accepted,
-    /// `status.readyReplicas` and `status.replicas` out of `spec.replicas`.
+    /// The aggregated status: replicas, ready and updated out of `spec.replicas`, and the
+    /// update wave in progress, if any.
     Status {
         ready: i64,
+        updated: i64,
         replicas: i64,
         desired: i64,
+        wave: Option<String>,
     },
 }
 
@@ -62,9 +65,20 @@ impl std::fmt::Display for HubProgress {
             HubProgress::Accepted => write!(f, "accepted; no status from a controller yet"),
             HubProgress::Status {
                 ready,
+                updated,
                 replicas,
                 desired,
-            } => write!(f, "status: {ready} ready, {replicas} replicas of {desired}"),
+                wave,
+            } => {
+                write!(
+                    f,
+                    "status: {replicas} of {desired} replicas, {ready} ready, {updated} updated"
+                )?;
+                match wave {
+                    Some(wave) => write!(f, "; updating wave {wave}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -173,14 +187,20 @@ pub fn hub_progress(ud: Option<&Value>) -> HubProgress {
         .and_then(Value::as_i64)
         .unwrap_or(1);
     match ud.get("status").and_then(Value::as_object) {
-        Some(status) if status.contains_key("replicas") => HubProgress::Status {
-            ready: status
-                .get("readyReplicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
-            replicas: status.get("replicas").and_then(Value::as_i64).unwrap_or(0),
-            desired,
-        },
+        Some(status) if status.contains_key("replicas") => {
+            let count = |field: &str| status.get(field).and_then(Value::as_i64).unwrap_or(0);
+            HubProgress::Status {
+                ready: count("readyReplicas"),
+                updated: count("updatedReplicas"),
+                replicas: count("replicas"),
+                desired,
+                wave: ud
+                    .pointer("/status/waveStatus/current")
+                    .and_then(Value::as_str)
+                    .filter(|w| !w.is_empty())
+                    .map(String::from),
+            }
+        }
         _ => HubProgress::Accepted,
     }
 }
@@ -369,7 +389,14 @@ mod tests {
             json!({"spec": {"replicas": 10}, "status": {"replicas": 10, "readyReplicas": 7}});
         assert_eq!(
             hub_progress(Some(&status)).to_string(),
-            "status: 7 ready, 10 replicas of 10"
+            "status: 10 of 10 replicas, 7 ready, 0 updated"
+        );
+        let rolling = json!({"spec": {"replicas": 10}, "status": {"replicas": 10,
+            "readyReplicas": 9, "updatedReplicas": 2,
+            "waveStatus": {"current": "subset-r2", "completed": ["subset-r3"]}}});
+        assert_eq!(
+            hub_progress(Some(&rolling)).to_string(),
+            "status: 10 of 10 replicas, 9 ready, 2 updated; updating wave subset-r2"
         );
     }
 
