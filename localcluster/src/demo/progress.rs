@@ -189,16 +189,19 @@ pub fn hub_progress(ud: Option<&Value>) -> HubProgress {
     match ud.get("status").and_then(Value::as_object) {
         Some(status) if status.contains_key("replicas") => {
             let count = |field: &str| status.get(field).and_then(Value::as_i64).unwrap_or(0);
+            let updated = count("updatedReplicas");
+            // The wave field keeps naming the last wave after the rollout is done.
+            let wave = ud
+                .pointer("/status/waveStatus/current")
+                .and_then(Value::as_str)
+                .filter(|w| !w.is_empty() && updated < desired)
+                .map(String::from);
             HubProgress::Status {
                 ready: count("readyReplicas"),
-                updated: count("updatedReplicas"),
+                updated,
                 replicas: count("replicas"),
                 desired,
-                wave: ud
-                    .pointer("/status/waveStatus/current")
-                    .and_then(Value::as_str)
-                    .filter(|w| !w.is_empty())
-                    .map(String::from),
+                wave,
             }
         }
         _ => HubProgress::Accepted,
@@ -397,6 +400,12 @@ mod tests {
         assert_eq!(
             hub_progress(Some(&rolling)).to_string(),
             "status: 10 of 10 replicas, 9 ready, 2 updated; updating wave subset-r2"
+        );
+        let done = json!({"spec": {"replicas": 10}, "status": {"replicas": 10,
+            "readyReplicas": 10, "updatedReplicas": 10, "waveStatus": {"current": "subset-r1"}}});
+        assert_eq!(
+            hub_progress(Some(&done)).to_string(),
+            "status: 10 of 10 replicas, 10 ready, 10 updated"
         );
     }
 
