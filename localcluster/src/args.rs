@@ -27,8 +27,9 @@ pub struct Args {
 pub enum Command {
     /// Run a local cluster until interrupted (Ctrl-C or SIGTERM).
     Run(RunArgs),
-    /// Start member clusters in three regions with agents, roll out a workload, show progress
-    /// and placement, and keep running for kubectl.
+    /// The federation demo: a kruise-hub, member clusters in three regions with agents and node
+    /// daemons, the federated UnitedDeployment example applied to the hub, live progress and the
+    /// placement table; keeps running for kubectl until Ctrl-C.
     Demo(kruise_local::demo::DemoArgs),
 }
 
@@ -227,6 +228,27 @@ mod tests {
         assert_eq!(run.zones, vec!["a", "b", "c"]);
         assert_eq!(run.nodes, 5);
         let demo = Args::parse_from(["kruise-local", "demo", "--nodes", "2"]);
-        assert!(matches!(demo.command, Command::Demo(d) if d.nodes == 2));
+        let Command::Demo(demo) = demo.command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(demo.nodes, 2);
+        assert!(!demo.etcd);
+        assert_eq!(demo.timeout, 300);
+        assert!(demo.manifest.is_none());
+        let demo = Args::parse_from([
+            "kruise-local",
+            "demo",
+            "--etcd",
+            "--timeout",
+            "20",
+            "--manifest",
+            "ud.yaml",
+        ]);
+        let Command::Demo(demo) = demo.command else {
+            panic!("parsed as another command")
+        };
+        assert!(demo.etcd);
+        assert_eq!(demo.timeout, 20);
+        assert_eq!(demo.manifest, Some(PathBuf::from("ud.yaml")));
     }
 }
