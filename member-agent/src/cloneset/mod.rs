@@ -287,6 +287,9 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
     if !the_plan.is_noop() {
         requeue = requeue.min(Duration::from_secs(5));
     }
+    if let Some(deadline) = status::progress_requeue(&s, &new_status, t) {
+        requeue = requeue.min(deadline);
+    }
     Ok(Action::requeue(requeue))
 }
 
