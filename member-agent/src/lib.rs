@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod cloneset;
+pub mod controllerref;
 pub mod crr;
+pub mod events;
 pub mod expectations;
 pub mod gates;
 pub mod hublink;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -16,8 +17,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
-use super::plan::{Plan, PodCreate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
+use super::plan::{Plan, PodCreate, PodUpdate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
 use super::{Context, Error};
+use crate::events::{NORMAL, WARNING};
 use crate::inplace::{self, REASON_START};
 use crate::lifecycle::{self, LifecycleState};
 use crate::metrics::{ControllerName, WriteKind};
@@ -399,7 +401,9 @@ pub async fn apply(
                 }
             })
         } else {
-            delete_pod(ctx, &pods, &pvcs, &d.name, &key, &uid).await
+            let res = delete_pod(ctx, &pods, &pvcs, &d.name, &key, &uid).await;
+            record_delete(ctx, cs, &d.name, &res);
+            res
         };
         if let Err(e) = res {
             out.scale_error.get_or_insert(e);
@@ -414,6 +418,7 @@ pub async fn apply(
 
     let results: Vec<Result<(), Error>> = stream::iter(plan.update.clone())
         .map(|u| {
+            let recorded = u.clone();
             let pods = &pods;
             let key = &key;
             let ns = ns.as_str();
@@ -497,6 +502,10 @@ pub async fn apply(
                 }
                 Ok(())
             }
+            .map(move |res| {
+                record_update(ctx, cs, &recorded, &res);
+                res
+            })
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -555,7 +564,12 @@ async fn create_pods(
                     {
                         Ok(_) => {}
                         Err(e) if is_status(&e, 409) => {}
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            let dump = serde_json::to_string(&pvc).unwrap_or_default();
+                            let msg = format!("failed to create pvc: {e}, pvc: {dump}");
+                            record(ctx, factory.cs, WARNING, "FailedCreate", msg);
+                            return Err(e);
+                        }
                     }
                 }
                 let Some(pod) = factory.pod(rev, id, now) else {
@@ -573,9 +587,16 @@ async fn create_pods(
                 )
                 .await
                 {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        let msg = format!("succeed to create pod {name}");
+                        record(ctx, factory.cs, NORMAL, "SuccessfulCreate", msg);
+                        Ok(())
+                    }
                     Err(e) => {
                         ctx.expectations.forget_create(key, &name);
+                        let dump = serde_json::to_string(&pod).unwrap_or_default();
+                        let msg = format!("failed to create pod: {e}, pod: {dump}");
+                        record(ctx, factory.cs, WARNING, "FailedCreate", msg);
                         Err(e)
                     }
                 }
@@ -653,4 +674,58 @@ async fn delete_pvcs_of(
         }
     }
     Ok(())
+}
+
+/// Records an Event about the CloneSet.
+fn record(ctx: &Context, cs: &CloneSet, type_: &str, reason: &str, message: String) {
+    ctx.recorder.publish(cs, type_, reason, message);
+}
+
+/// Upstream's events for a pod deletion.
+fn record_delete(ctx: &Context, cs: &CloneSet, name: &str, res: &Result<(), Error>) {
+    match res {
+        Ok(()) => record(
+            ctx,
+            cs,
+            NORMAL,
+            "SuccessfulDelete",
+            format!("succeed to delete pod {name}"),
+        ),
+        Err(e) => record(
+            ctx,
+            cs,
+            WARNING,
+            "FailedDelete",
+            format!("failed to delete pod {name}: {e}"),
+        ),
+    }
+}
+
+/// Upstream's events for an in-place or recreate update of one pod.
+fn record_update(ctx: &Context, cs: &CloneSet, u: &PodUpdate, res: &Result<(), Error>) {
+    let (name, rev) = (&u.name, &u.revision);
+    let (type_, reason, message) = match (&u.action, res) {
+        (UpdateAction::InPlace(_), Ok(())) => (
+            NORMAL,
+            "SuccessfulUpdatePodInPlace",
+            format!("successfully update pod {name} in-place(revision {rev})"),
+        ),
+        (UpdateAction::InPlace(_), Err(e)) => (
+            WARNING,
+            "FailedUpdatePodInPlace",
+            format!("failed to update pod {name} in-place(revision {rev}): {e}"),
+        ),
+        (UpdateAction::Recreate, Ok(())) => (
+            NORMAL,
+            "SuccessfulUpdatePodReCreate",
+            format!("successfully patch pod {name} specified-delete for update(revision {rev})"),
+        ),
+        (UpdateAction::Recreate, Err(e)) => (
+            WARNING,
+            "FailedUpdatePodReCreate",
+            format!("failed to patch pod specified-delete {name} for update(revision {rev}): {e}"),
+        ),
+        (UpdateAction::PrepareUpdate { .. } | UpdateAction::Refuse(_), _) => return,
+    };
+    record(ctx, cs, type_, reason, message);
 }

@@ -138,9 +138,7 @@ impl Settings {
             disable_pvc_reuse: ss.disable_pvc_reuse.unwrap_or(false),
             priority: us.priority_strategy.clone(),
             scatter: us.scatter_strategy.clone().unwrap_or_default(),
-            progress_deadline_seconds: spec
-                .progress_deadline_seconds
-                .filter(|d| *d != i32::MAX),
+            progress_deadline_seconds: spec.progress_deadline_seconds.filter(|d| *d != i32::MAX),
         }
     }
 }

@@ -170,7 +170,11 @@ pub fn progressing(
         && st.current_revision == st.update_revision;
     let progressed = made_progress(previous, st);
     let (status, reason, message) = if all_available {
-        ("True", REASON_AVAILABLE, "CloneSet is available".to_string())
+        (
+            "True",
+            REASON_AVAILABLE,
+            "CloneSet is available".to_string(),
+        )
     } else if s.paused {
         ("True", REASON_PAUSED, "CloneSet is paused".to_string())
     } else if expected_updated < s.replicas && updated_available >= expected_updated {
@@ -197,7 +201,11 @@ pub fn progressing(
                 format!("CloneSet revision {rev} has timed out progressing"),
             )
         } else {
-            ("True", REASON_UPDATED, "CloneSet is progressing".to_string())
+            (
+                "True",
+                REASON_UPDATED,
+                "CloneSet is progressing".to_string(),
+            )
         }
     };
     let mut cond = WorkloadCondition {
@@ -321,14 +329,14 @@ mod tests {
             progress_deadline_seconds: None,
             ..s.clone()
         };
-        assert_eq!(progressing(&none, &st((4, 4, 4, 4), "r", "r"), None, at(0)), None);
+        assert_eq!(
+            progressing(&none, &st((4, 4, 4, 4), "r", "r"), None, at(0)),
+            None
+        );
         // all updated and available
         let c = progressing(&s, &st((4, 4, 4, 4), "r", "r"), None, at(0));
         assert_eq!(reason(&c), pair("True", REASON_AVAILABLE));
-        assert_eq!(
-            c.unwrap().message.as_deref(),
-            Some("CloneSet is available")
-        );
+        assert_eq!(c.unwrap().message.as_deref(), Some("CloneSet is available"));
         // rolling out
         let rolling = st((4, 1, 0, 3), "r1", "r2");
         let c = progressing(&s, &rolling, None, at(0));
@@ -416,7 +424,11 @@ mod tests {
             progress_deadline_seconds: Some(30),
             ..Default::default()
         };
-        let a = with_label(pod("a", "cs-new", true), crate::lifecycle::STATE_LABEL, "Normal");
+        let a = with_label(
+            pod("a", "cs-new", true),
+            crate::lifecycle::STATE_LABEL,
+            "Normal",
+        );
         let inputs = StatusInputs {
             update_revision: "cs-new",
             current_revision: "cs-new",
