@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod nodeimage;
 pub mod ordering;
 pub mod podpatch;
+pub mod podreadiness;
 pub mod pods;
 pub mod revision;
 pub mod selector;

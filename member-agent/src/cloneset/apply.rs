@@ -24,6 +24,7 @@ use crate::inplace::{self, REASON_START};
 use crate::lifecycle::{self, LifecycleState};
 use crate::metrics::{ControllerName, WriteKind};
 use crate::podpatch;
+use crate::podreadiness::{self, LIFECYCLE_USER_AGENT, PRE_DELETE_KEY, PRE_UPDATE_KEY};
 use crate::pods::{IN_PLACE_UPDATE_READY, SPECIFIED_DELETE_LABEL};
 use crate::revision::{self, CONTROLLER_REVISION_HASH, POD_TEMPLATE_HASH};
 
@@ -293,9 +294,22 @@ pub async fn apply(
                     Refresh::SetInPlaceReady(v) => Some(*v),
                     _ => None,
                 });
-                if let Some(v) = cond {
+                let ready_keys = steps.iter().find_map(|r| match r {
+                    Refresh::PodReadyKeys(k) => Some(k.clone()),
+                    _ => None,
+                });
+                if cond.is_some() || ready_keys.is_some() {
                     if let Some(p) = mutate_pod(ctx, pods, ns, name, true, |p| {
-                        inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now)
+                        let mut changed = false;
+                        if let Some(keys) = &ready_keys {
+                            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                            changed |= podreadiness::set_keys(p, LIFECYCLE_USER_AGENT, &keys, now);
+                        }
+                        if let Some(v) = cond {
+                            changed |=
+                                inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now);
+                        }
+                        changed
                     })
                     .await?
                     {
@@ -308,7 +322,9 @@ pub async fn apply(
                 }
                 let meta: Vec<Refresh> = steps
                     .into_iter()
-                    .filter(|r| !matches!(r, Refresh::SetInPlaceReady(_)))
+                    .filter(|r| {
+                        !matches!(r, Refresh::SetInPlaceReady(_) | Refresh::PodReadyKeys(_))
+                    })
                     .collect();
                 if !meta.is_empty() {
                     let written = mutate_pod(ctx, pods, ns, name, false, |p| {
@@ -322,7 +338,7 @@ pub async fn apply(
                                         changed = true;
                                     }
                                 }
-                                Refresh::SetInPlaceReady(_) => {}
+                                Refresh::SetInPlaceReady(_) | Refresh::PodReadyKeys(_) => {}
                             }
                         }
                         changed
@@ -383,6 +399,17 @@ pub async fn apply(
 
     for d in &plan.delete {
         let res = if d.pre_delete {
+            let hook = cs
+                .spec
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_delete.as_ref());
+            if let Err(e) =
+                mark_not_ready(ctx, &pods, &ns, &d.name, hook, PRE_DELETE_KEY, now).await
+            {
+                out.scale_error.get_or_insert(e);
+                continue;
+            }
             mutate_pod(ctx, &pods, &ns, &d.name, false, |p| {
                 if lifecycle::state(p) == LifecycleState::PreparingDelete {
                     return false;
@@ -467,6 +494,8 @@ pub async fn apply(
                             .lifecycle
                             .as_ref()
                             .and_then(|l| l.in_place_update.clone());
+                        mark_not_ready(ctx, pods, ns, &u.name, hook.as_ref(), PRE_UPDATE_KEY, now)
+                            .await?;
                         mutate_pod(ctx, pods, ns, &u.name, false, |p| {
                             if *readd_hook {
                                 lifecycle::add_hook(p, hook.as_ref());
@@ -728,4 +757,34 @@ fn record_update(ctx: &Context, cs: &CloneSet, u: &PodUpdate, res: &Result<(), E
         (UpdateAction::PrepareUpdate { .. } | UpdateAction::Refuse(_), _) => return,
     };
     record(ctx, cs, type_, reason, message);
+}
+
+/// With the hook's `markPodNotReady`, makes the lifecycle's `KruisePodReady` holder `key` before
+/// the pod enters the hooked state (spec 1.2); a no-op for pods without the gate.
+async fn mark_not_ready(
+    ctx: &Context,
+    pods: &Api<Pod>,
+    ns: &str,
+    name: &str,
+    hook: Option<&kruise_api::apps::common::LifecycleHook>,
+    key: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    if hook.and_then(|h| h.mark_pod_not_ready) != Some(true) {
+        return Ok(());
+    }
+    let written = mutate_pod(ctx, pods, ns, name, true, |p| {
+        podreadiness::set_keys(p, LIFECYCLE_USER_AGENT, &[key], now)
+    })
+    .await?;
+    if let Some(p) = written {
+        let cs_key = format!("{ns}/{}", owner_name(&p).unwrap_or_default());
+        ctx.expectations
+            .expect_update(&cs_key, name, p.metadata.resource_version.as_deref());
+    }
+    Ok(())
+}
+
+fn owner_name(pod: &Pod) -> Option<String> {
+    crate::controllerref::controller_of(&pod.metadata).map(|r| r.name.clone())
 }
