@@ -104,36 +104,39 @@ pub fn set_keys(pod: &mut Pod, user_agent: &str, keys: &[&str], now: Timestamp) 
         }
     }
     let status = if list.is_empty() { "True" } else { "False" };
-    let message = if list.is_empty() {
-        None
-    } else {
-        serde_json::to_string(&list).ok()
-    };
+    let message = serde_json::to_string(&list).unwrap_or_default();
+    let had_holders = !holders(pod).is_empty();
     let conds = pod
         .status
         .get_or_insert_with(Default::default)
         .conditions
         .get_or_insert_with(Vec::new);
     let changed = match conds.iter_mut().find(|c| c.type_ == KRUISE_POD_READY) {
-        Some(c)
-            if c.status == status
-                && c.message.as_deref().unwrap_or("") == message.as_deref().unwrap_or("") =>
-        {
-            false
-        }
         Some(c) => {
-            if c.status != status {
-                c.last_transition_time = Some(Time(now));
+            // An emptied list is written as "[]" (not dropped) so a merge patch clears it.
+            let same_message = if list.is_empty() {
+                !had_holders
+            } else {
+                c.message.as_deref() == Some(message.as_str())
+            };
+            if c.status == status && same_message {
+                false
+            } else {
+                if c.status != status {
+                    c.last_transition_time = Some(Time(now));
+                }
+                c.status = status.into();
+                if !same_message {
+                    c.message = Some(message);
+                }
+                true
             }
-            c.status = status.into();
-            c.message = message;
-            true
         }
         None => {
             conds.push(PodCondition {
                 type_: KRUISE_POD_READY.into(),
                 status: status.into(),
-                message,
+                message: (!list.is_empty()).then_some(message),
                 last_transition_time: Some(Time(now)),
                 ..Default::default()
             });
@@ -220,7 +223,12 @@ mod tests {
         assert_eq!(holders(&p).len(), 1);
         assert!(set_keys(&mut p, "ContainerRecreateRequest", &[], now));
         let c = pods::condition(&p, KRUISE_POD_READY).unwrap();
-        assert_eq!((c.status.as_str(), c.message.as_deref()), ("True", None));
+        assert_eq!(
+            (c.status.as_str(), c.message.as_deref()),
+            ("True", Some("[]"))
+        );
+        assert!(holders(&p).is_empty());
+        assert!(!set_keys(&mut p, LIFECYCLE_USER_AGENT, &[], now));
     }
 
     #[test]

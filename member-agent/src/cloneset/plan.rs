@@ -103,7 +103,8 @@ pub struct Plan {
     pub refresh: Vec<(String, Refresh)>,
     /// Pods to create (in slow-start batches).
     pub create: Vec<PodCreate>,
-    /// PreparingDelete pods that go back to PreparingNormal because replicas rose again.
+    /// PreparingDelete pods that go back to PreparingNormal because replicas rose again (never
+    /// with preDelete's markPodNotReady).
     pub regret: Vec<String>,
     /// Pods to delete, in deletion order.
     pub delete: Vec<PodDelete>,
@@ -297,21 +298,34 @@ fn scale(obs: &Observed<'_>, d: &Diffs, orphan_ids: &[String], out: &mut Plan) -
         })
         .collect();
 
-    if d.scale_up_num > 0 {
-        let mut want = d.scale_up_num.min(d.scale_up_limit).max(0) as usize;
-        let mark_not_ready = pre_delete_hook.and_then(|h| h.mark_pod_not_ready) == Some(true);
-        if !mark_not_ready {
-            for p in in_pre_delete
-                .iter()
-                .filter(|p| !diffs::is_specified_delete(s, p))
-            {
-                if want == 0 {
-                    break;
-                }
-                out.regret.push(pods::name(p).to_string());
-                want -= 1;
+    // Replicas raised while pods wait in PreparingDelete: take non-specified ones back (upstream
+    // `managePreparingDelete`), never with markPodNotReady, and act on nothing else this round.
+    let mark_not_ready = pre_delete_hook.and_then(|h| h.mark_pod_not_ready) == Some(true);
+    if !mark_not_ready {
+        let planned = in_pre_delete
+            .iter()
+            .chain(specified.iter())
+            .map(|p| pods::name(p))
+            .collect::<BTreeSet<&str>>()
+            .len() as i32;
+        let mut room = s.replicas - obs.pods.len() as i32 + planned;
+        for p in in_pre_delete
+            .iter()
+            .filter(|p| !diffs::is_specified_delete(s, p))
+        {
+            if room <= 0 {
+                break;
             }
+            out.regret.push(pods::name(p).to_string());
+            room -= 1;
         }
+        if !out.regret.is_empty() {
+            return true;
+        }
+    }
+
+    if d.scale_up_num > 0 {
+        let want = d.scale_up_num.min(d.scale_up_limit).max(0) as usize;
         let mut old = if obs.current_revision != obs.update_revision {
             d.scale_up_num_old_revision.max(0) as usize
         } else {
@@ -334,7 +348,7 @@ fn scale(obs: &Observed<'_>, d: &Diffs, orphan_ids: &[String], out: &mut Plan) -
                 },
             });
         }
-        return want > 0 || !out.regret.is_empty();
+        return want > 0;
     }
 
     let mut acted = false;

@@ -682,4 +682,37 @@ fn mark_pod_not_ready_never_returns_preparing_delete_pods_to_normal() {
     }
     let p = held(&unmarked);
     assert_eq!(p.regret, vec!["a".to_string()]);
+    assert!(
+        p.create.is_empty(),
+        "regret and creation never share a round"
+    );
+}
+
+#[test]
+fn regret_counts_preparing_delete_pods_as_planned_deletions() {
+    // 1 Normal + 1 PreparingDelete, replicas back to 2: the held pod is taken back, nothing created
+    let tpl = templates(json!({}));
+    let mut s = pre_delete_settings();
+    s.replicas = 2;
+    let pods = pods_of(&[("a", NEW, true), ("b", NEW, true)]);
+    let held = vec![
+        pods[0].clone(),
+        with_label(
+            with_label(pods[1].clone(), "hold", "true"),
+            lifecycle::STATE_LABEL,
+            "PreparingDelete",
+        ),
+    ];
+    let p = run(&s, &held, &tpl);
+    assert_eq!(p.regret, vec!["b".to_string()]);
+    assert!(p.create.is_empty() && p.delete.is_empty());
+    // replicas still 1: the held pod stays held
+    s.replicas = 1;
+    let p = run(&s, &held, &tpl);
+    assert!(p.regret.is_empty() && p.create.is_empty(), "{p:?}");
+    // with markPodNotReady it stays held even at 2, and nothing is created while it counts
+    let mut marked = mark_settings();
+    marked.replicas = 2;
+    let p = run(&marked, &held, &tpl);
+    assert!(p.regret.is_empty() && p.create.is_empty(), "{p:?}");
 }
