@@ -99,6 +99,8 @@ impl PodFactory<'_> {
         };
         lifecycle::set_state(&mut pod, LifecycleState::PreparingNormal, now);
         inplace::inject_readiness_gate(&mut spec);
+        // What the pod webhook adds for apps.kruise.io owners, so it holds without the webhook.
+        podreadiness::inject_gate(&mut spec);
         for vct in self.cs.spec.volume_claim_templates.iter().flatten() {
             let vname = vct.metadata.name.clone().unwrap_or_default();
             let volume = Volume {
