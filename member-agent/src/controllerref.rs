@@ -204,7 +204,7 @@ mod tests {
             uid: Some("pod-uid".into()),
             labels: Some(BTreeMap::from([("app".to_string(), app.to_string())])),
             owner_references: (!refs.is_empty()).then_some(refs),
-            deletion_timestamp: deleting.then(|| Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+            deletion_timestamp: deleting.then_some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
             ..Default::default()
         }
     }

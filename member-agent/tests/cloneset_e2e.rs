@@ -1030,7 +1030,7 @@ async fn orphans_are_adopted_and_mismatching_pods_released() -> anyhow::Result<(
         "bare pod adopted: {:?}",
         bare_now.owner_references()
     );
-    assert!(pods.iter().all(|p| owned_by_cs(p)));
+    assert!(pods.iter().all(&owned_by_cs));
     let st = eventually(30, "status counts the adopted pod", || async {
         let st = env.cloneset("adopt").await.ok()?.status?;
         (st.replicas == 3 && st.ready_replicas == 3).then_some(st)
