@@ -1,13 +1,15 @@
 //! Kubernetes Events about workloads, posted as core/v1 Events (what `kubectl describe` reads),
 //! the way controller-runtime's recorder writes them for upstream's controllers.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Semaphore;
 
@@ -18,6 +20,23 @@ pub const WARNING: &str = "Warning";
 
 /// Events posted at once; more wait, so a burst of pod writes cannot flood the API server.
 const IN_FLIGHT: usize = 16;
+/// A repeat of the same event within this window bumps `count` on the first one, as client-go's
+/// event correlator does, instead of creating another.
+const AGGREGATE_WINDOW: Duration = Duration::from_secs(600);
+/// Remembered events; the memory is dropped when it grows past this.
+const REMEMBERED: usize = 4096;
+
+/// Identity of a repeatable event: involved object uid, type, reason, message.
+type EventKey = (String, String, String, String);
+
+/// The event first posted for a key, and how often it happened since.
+#[derive(Debug, Clone)]
+struct Seen {
+    name: String,
+    namespace: String,
+    count: i32,
+    since: Instant,
+}
 
 /// Posts Events for one controller (`source.component`, e.g. `cloneset-controller`).
 #[derive(Clone)]
@@ -26,6 +45,7 @@ pub struct Recorder {
     component: String,
     seq: Arc<AtomicU64>,
     in_flight: Arc<Semaphore>,
+    seen: Arc<Mutex<HashMap<EventKey, Seen>>>,
 }
 
 /// The reference an Event names as its `involvedObject`.
@@ -52,18 +72,73 @@ impl Recorder {
             component: component.into(),
             seq: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            seen: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// Records an Event about `obj` in the background. Events are best effort: a failure is
+    /// Records an Event about `obj` in the background. A repeat within ten minutes increments the
+    /// first event's `count` and `lastTimestamp` instead. Events are best effort: a failure is
     /// logged at debug level and never reaches the caller.
     pub fn publish<K>(&self, obj: &K, type_: &str, reason: &str, message: String)
     where
         K: Resource<DynamicType = ()> + ResourceExt,
     {
-        let event = self.event(reference(obj), type_, reason, message, Timestamp::now());
+        let now = Timestamp::now();
+        let event = self.event(reference(obj), type_, reason, message, now);
+        let repeat = self.remember(&event);
         let recorder = self.clone();
-        tokio::spawn(async move { recorder.post(event).await });
+        tokio::spawn(async move {
+            match repeat {
+                Some(seen) => recorder.bump(seen, now).await,
+                None => recorder.post(event).await,
+            }
+        });
+    }
+
+    /// Notes `event`; returns the earlier event to bump when it repeats one.
+    fn remember(&self, event: &Event) -> Option<Seen> {
+        let key: EventKey = (
+            event.involved_object.uid.clone().unwrap_or_default(),
+            event.type_.clone().unwrap_or_default(),
+            event.reason.clone().unwrap_or_default(),
+            event.message.clone().unwrap_or_default(),
+        );
+        let Ok(mut seen) = self.seen.lock() else {
+            return None;
+        };
+        if let Some(s) = seen.get_mut(&key) {
+            if s.since.elapsed() < AGGREGATE_WINDOW {
+                s.count += 1;
+                return Some(s.clone());
+            }
+        }
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(
+            key,
+            Seen {
+                name: event.metadata.name.clone().unwrap_or_default(),
+                namespace: event.metadata.namespace.clone().unwrap_or_default(),
+                count: 1,
+                since: Instant::now(),
+            },
+        );
+        None
+    }
+
+    async fn bump(&self, seen: Seen, now: Timestamp) {
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return;
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &seen.namespace);
+        let patch = serde_json::json!({"count": seen.count, "lastTimestamp": Time(now)});
+        let res = api
+            .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+        if let Err(err) = res {
+            tracing::debug!(event = %seen.name, %err, "updating event count failed");
+        }
     }
 
     async fn post(&self, event: Event) {
@@ -154,8 +229,18 @@ mod tests {
             )
         );
         assert_eq!(
-            a.source.and_then(|s| s.component).as_deref(),
+            a.source.as_ref().and_then(|s| s.component.as_deref()),
             Some("cloneset-controller")
         );
+        // repeats are aggregated onto the first event
+        assert!(r.remember(&a).is_none());
+        let again = r.remember(&b).expect("a repeat");
+        assert_eq!(
+            (again.name.as_str(), again.count),
+            (a.metadata.name.as_deref().unwrap(), 2)
+        );
+        assert_eq!(r.remember(&b).map(|s| s.count), Some(3));
+        let other = r.event(reference(&cs), WARNING, "FailedDelete", "m".into(), now);
+        assert!(r.remember(&other).is_none());
     }
 }

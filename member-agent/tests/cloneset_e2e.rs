@@ -891,9 +891,10 @@ async fn gated_pods_become_ready_with_events_and_progress() -> anyhow::Result<()
             &PostParams::default(),
             &cloneset(
                 "stuck",
-                1,
+                3,
                 "example.com/app:v1",
                 json!({"progressDeadlineSeconds": 3,
+                       "scaleStrategy": {"maxUnavailable": 1},
                        "template": {"metadata": {"labels": {"app": "stuck"}},
                                     "spec": {"nodeSelector": {"no-such-node": "x"},
                                              "containers": [{"name": "main", "image": "example.com/app:v1"}]}}}),
@@ -912,6 +913,18 @@ async fn gated_pods_become_ready_with_events_and_progress() -> anyhow::Result<()
             && cond.2.ends_with(" has timed out progressing"),
         "{cond:?}"
     );
+    // scaleStrategy.maxUnavailable holds creation at the one unschedulable pod
+    eventually(30, "ScaleUpLimited event", || async {
+        cloneset_events(&env, "stuck")
+            .await
+            .into_iter()
+            .find(|(r, m)| {
+                r == "ScaleUpLimited"
+                    && m == "scaleUp is limited because of scaleStrategy.maxUnavailable, limit: 0"
+            })
+    })
+    .await?;
+    assert_eq!(env.pods("stuck").await.len(), 1);
     Ok(())
 }
 

@@ -382,6 +382,13 @@ pub async fn apply(
         }
     }
 
+    if plan.diffs.scale_up_num > plan.diffs.scale_up_limit {
+        let limit = plan.diffs.scale_up_limit;
+        let msg =
+            format!("scaleUp is limited because of scaleStrategy.maxUnavailable, limit: {limit}");
+        record(ctx, cs, WARNING, "ScaleUpLimited", msg);
+    }
+
     if !plan.create.is_empty() {
         if let Err(e) = create_pods(
             ctx,
