@@ -227,6 +227,31 @@ async fn in_place_update_keeps_pods_within_max_unavailable_and_grace() -> anyhow
         worst <= 1,
         "{worst} pods unready at once with maxUnavailable 20% of 5"
     );
+    let rev = env
+        .cloneset("inplace")
+        .await?
+        .status
+        .and_then(|s| s.update_revision)
+        .context("updateRevision")?;
+    let want: BTreeSet<String> = pods
+        .iter()
+        .map(|p| {
+            format!(
+                "successfully update pod {} in-place(revision {rev})",
+                p.name_any()
+            )
+        })
+        .collect();
+    eventually(30, "SuccessfulUpdatePodInPlace for every pod", || async {
+        let seen: BTreeSet<String> = cloneset_events(&env, "inplace")
+            .await
+            .into_iter()
+            .filter(|(r, _)| r == "SuccessfulUpdatePodInPlace")
+            .map(|(_, m)| m)
+            .collect();
+        (seen == want).then_some(())
+    })
+    .await?;
     Ok(())
 }
 
