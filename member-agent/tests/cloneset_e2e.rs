@@ -1104,3 +1104,81 @@ async fn orphans_are_adopted_and_mismatching_pods_released() -> anyhow::Result<(
         .all(|p| owned_by_cs(p) && p.name_any() != victim));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mark_pod_not_ready_holds_in_place_updates_until_updated() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    let mut cs = cloneset(
+        "iu",
+        1,
+        "example.com/app:v1",
+        json!({"updateStrategy": {"type": "InPlaceIfPossible"},
+               "lifecycle": {"inPlaceUpdate": {"labelsHandler": {"hold": "true"}, "markPodNotReady": true}}}),
+    );
+    cs.spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("hold".into(), "true".into());
+    env.clonesets().create(&PostParams::default(), &cs).await?;
+    let name = env.wait_ready("iu", 1, 60).await?[0].name_any();
+    patch_cs(
+        &env,
+        "iu",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "example.com/app:v2"}]}}}}),
+    )
+    .await?;
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let state = |p: &Pod| pods::label(p, "lifecycle.apps.kruise.io/state").map(str::to_string);
+    let kruise_ready = |p: &Pod| pods::condition(p, "KruisePodReady").map(|c| c.status.clone());
+    eventually(60, "PreparingUpdate and not ready", || async {
+        let p = api.get(&name).await.ok()?;
+        (state(&p).as_deref() == Some("PreparingUpdate")
+            && kruise_ready(&p).as_deref() == Some("False")
+            && !pods::is_running_and_ready(&p))
+        .then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+
+    // the hook lets go: updated in place, then Updated (hook not re-added) and ready again
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &merge(json!({"metadata": {"labels": {"hold": null}}})),
+    )
+    .await?;
+    eventually(90, "Updated, KruisePodReady True, Ready on v2", || async {
+        let p = api.get(&name).await.ok()?;
+        let image = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|c| c[0].image.clone());
+        (state(&p).as_deref() == Some("Updated")
+            && kruise_ready(&p).as_deref() == Some("True")
+            && pods::is_running_and_ready(&p)
+            && image.as_deref() == Some("example.com/app:v2"))
+        .then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+
+    // re-adding the hook label completes the cycle
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &merge(json!({"metadata": {"labels": {"hold": "true"}}})),
+    )
+    .await?;
+    eventually(60, "Normal again", || async {
+        let p = api.get(&name).await.ok()?;
+        (state(&p).as_deref() == Some("Normal") && pods::is_running_and_ready(&p)).then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+    Ok(())
+}
