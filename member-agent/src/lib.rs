@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod cloneset;
+pub mod controllerref;
 pub mod crr;
+pub mod events;
 pub mod expectations;
 pub mod gates;
 pub mod hublink;
@@ -17,6 +19,7 @@ pub mod metrics;
 pub mod nodeimage;
 pub mod ordering;
 pub mod podpatch;
+pub mod podreadiness;
 pub mod pods;
 pub mod revision;
 pub mod selector;

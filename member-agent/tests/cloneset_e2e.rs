@@ -227,6 +227,31 @@ async fn in_place_update_keeps_pods_within_max_unavailable_and_grace() -> anyhow
         worst <= 1,
         "{worst} pods unready at once with maxUnavailable 20% of 5"
     );
+    let rev = env
+        .cloneset("inplace")
+        .await?
+        .status
+        .and_then(|s| s.update_revision)
+        .context("updateRevision")?;
+    let want: BTreeSet<String> = pods
+        .iter()
+        .map(|p| {
+            format!(
+                "successfully update pod {} in-place(revision {rev})",
+                p.name_any()
+            )
+        })
+        .collect();
+    eventually(30, "SuccessfulUpdatePodInPlace for every pod", || async {
+        let seen: BTreeSet<String> = cloneset_events(&env, "inplace")
+            .await
+            .into_iter()
+            .filter(|(r, _)| r == "SuccessfulUpdatePodInPlace")
+            .map(|(_, m)| m)
+            .collect();
+        (seen == want).then_some(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -748,5 +773,412 @@ async fn a_second_agent_takes_over_when_the_leader_dies() -> anyhow::Result<()> 
     .with_context(|| env.logs())?;
     env.wait_ready("second", 2, 60).await?;
     assert!(env.agents[1].running());
+    Ok(())
+}
+
+/// Events the API server holds about the CloneSet `name`, as `(reason, message)`.
+async fn cloneset_events(env: &Env, name: &str) -> Vec<(String, String)> {
+    let api: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let lp = ListParams::default().fields(&format!(
+        "involvedObject.kind=CloneSet,involvedObject.name={name}"
+    ));
+    api.list(&lp)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+fn progressing(
+    cs: &kruise_api::apps::v1alpha1::cloneset::CloneSet,
+) -> Option<(String, String, String)> {
+    let c = cs
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Progressing")?
+        .clone();
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+fn has_gate(p: &Pod, gate: &str) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.condition_type == gate))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gated_pods_become_ready_with_events_and_progress() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    env.clonesets()
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "ev",
+                2,
+                "example.com/app:v1",
+                json!({"progressDeadlineSeconds": 600}),
+            ),
+        )
+        .await?;
+    let pods = env.wait_ready("ev", 2, 60).await?;
+    for p in &pods {
+        assert!(has_gate(p, "InPlaceUpdateReady"), "{}", p.name_any());
+        assert!(has_gate(p, "KruisePodReady"), "{}", p.name_any());
+        let c = pods::condition(p, "KruisePodReady").context("KruisePodReady condition")?;
+        assert_eq!(c.status, "True");
+    }
+    let cond = eventually(30, "Progressing CloneSetAvailable", || async {
+        let cs = env.cloneset("ev").await.ok()?;
+        progressing(&cs).filter(|c| c.1 == "CloneSetAvailable")
+    })
+    .await
+    .with_context(|| env.logs())?;
+    assert_eq!(
+        (cond.0.as_str(), cond.2.as_str()),
+        ("True", "CloneSet is available")
+    );
+
+    let created: BTreeSet<String> = pods
+        .iter()
+        .map(|p| format!("succeed to create pod {}", p.name_any()))
+        .collect();
+    eventually(30, "SuccessfulCreate events", || async {
+        let seen: BTreeSet<String> = cloneset_events(&env, "ev")
+            .await
+            .into_iter()
+            .filter(|(r, _)| r == "SuccessfulCreate")
+            .map(|(_, m)| m)
+            .collect();
+        (seen == created).then_some(())
+    })
+    .await?;
+
+    // paused with a pending update
+    patch_cs(
+        &env,
+        "ev",
+        json!({"spec": {"updateStrategy": {"paused": true},
+                        "template": {"spec": {"containers": [{"name": "main", "image": "example.com/app:v2"}]}}}}),
+    )
+    .await?;
+    let cond = eventually(30, "Progressing CloneSetPaused", || async {
+        let cs = env.cloneset("ev").await.ok()?;
+        progressing(&cs).filter(|c| c.1 == "CloneSetPaused")
+    })
+    .await
+    .with_context(|| env.logs())?;
+    assert_eq!(cond.2, "CloneSet is paused");
+
+    // resumed: recreate update of both pods, with events, back to available
+    patch_cs(
+        &env,
+        "ev",
+        json!({"spec": {"updateStrategy": {"paused": false}}}),
+    )
+    .await?;
+    eventually(90, "updated and available again", || async {
+        let cs = env.cloneset("ev").await.ok()?;
+        let st = cs.status.clone()?;
+        (st.updated_ready_replicas == 2
+            && progressing(&cs).is_some_and(|c| c.1 == "CloneSetAvailable"))
+        .then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+    let events = cloneset_events(&env, "ev").await;
+    let count = |reason: &str| events.iter().filter(|(r, _)| r == reason).count();
+    assert!(count("SuccessfulUpdatePodReCreate") >= 2, "{events:?}");
+    assert!(count("SuccessfulDelete") >= 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "SuccessfulUpdatePodReCreate"
+                && m.starts_with("successfully patch pod ev-")
+                && m.contains("specified-delete for update(revision ev-")),
+        "{events:?}"
+    );
+
+    // a rollout that cannot progress (unschedulable) times out
+    env.clonesets()
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "stuck",
+                3,
+                "example.com/app:v1",
+                json!({"progressDeadlineSeconds": 3,
+                       "scaleStrategy": {"maxUnavailable": 1},
+                       "template": {"metadata": {"labels": {"app": "stuck"}},
+                                    "spec": {"nodeSelector": {"no-such-node": "x"},
+                                             "containers": [{"name": "main", "image": "example.com/app:v1"}]}}}),
+            ),
+        )
+        .await?;
+    let cond = eventually(30, "ProgressDeadlineExceeded", || async {
+        let cs = env.cloneset("stuck").await.ok()?;
+        progressing(&cs).filter(|c| c.1 == "ProgressDeadlineExceeded")
+    })
+    .await
+    .with_context(|| env.logs())?;
+    assert_eq!(cond.0, "False");
+    assert!(
+        cond.2.starts_with("CloneSet revision stuck-")
+            && cond.2.ends_with(" has timed out progressing"),
+        "{cond:?}"
+    );
+    // scaleStrategy.maxUnavailable holds creation at the one unschedulable pod
+    eventually(30, "ScaleUpLimited event", || async {
+        cloneset_events(&env, "stuck")
+            .await
+            .into_iter()
+            .find(|(r, m)| {
+                r == "ScaleUpLimited"
+                    && m == "scaleUp is limited because of scaleStrategy.maxUnavailable, limit: 0"
+            })
+    })
+    .await?;
+    assert_eq!(env.pods("stuck").await.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mark_pod_not_ready_holds_pre_delete_pods_not_ready() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    let mut cs = cloneset(
+        "mark",
+        2,
+        "example.com/app:v1",
+        json!({"lifecycle": {"preDelete": {"labelsHandler": {"hold": "true"}, "markPodNotReady": true}}}),
+    );
+    cs.spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("hold".into(), "true".into());
+    env.clonesets().create(&PostParams::default(), &cs).await?;
+    env.wait_ready("mark", 2, 60).await?;
+    patch_cs(&env, "mark", json!({"spec": {"replicas": 1}})).await?;
+    let held = eventually(60, "a PreparingDelete pod marked not ready", || async {
+        env.active_pods("mark").await.into_iter().find(|p| {
+            pods::label(p, "lifecycle.apps.kruise.io/state") == Some("PreparingDelete")
+                && pods::condition(p, "KruisePodReady").is_some_and(|c| {
+                    c.status == "False"
+                        && c.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("preDeleteHook"))
+                })
+                && !pods::is_running_and_ready(p)
+        })
+    })
+    .await
+    .with_context(|| env.logs())?;
+    let held_name = held.name_any();
+
+    // raising replicas again does not bring the marked pod back to Normal
+    patch_cs(&env, "mark", json!({"spec": {"replicas": 2}})).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    while std::time::Instant::now() < deadline {
+        let pods = env.active_pods("mark").await;
+        let held = pods
+            .iter()
+            .find(|p| p.name_any() == held_name)
+            .context("held pod gone while hooked")?;
+        assert_eq!(
+            pods::label(held, "lifecycle.apps.kruise.io/state"),
+            Some("PreparingDelete")
+        );
+        assert!(!pods::is_running_and_ready(held), "held pod became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    api.patch(
+        &held_name,
+        &PatchParams::default(),
+        &merge(json!({"metadata": {"labels": {"hold": null}}})),
+    )
+    .await?;
+    eventually(
+        60,
+        "held pod deleted after release and replaced",
+        || async {
+            let pods = env.active_pods("mark").await;
+            (pods.len() == 2
+                && pods.iter().all(|p| p.name_any() != held_name)
+                && pods.iter().all(pods::is_running_and_ready))
+            .then_some(())
+        },
+    )
+    .await
+    .with_context(|| env.logs())?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orphans_are_adopted_and_mismatching_pods_released() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let bare: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bare", "labels": {"app": "adopt"}},
+        "spec": {"containers": [{"name": "main", "image": "example.com/app:v1"}]}
+    }))?;
+    api.create(&PostParams::default(), &bare).await?;
+    env.wait_ready("adopt", 1, 60).await?;
+    env.clonesets()
+        .create(
+            &PostParams::default(),
+            &cloneset(
+                "adopt",
+                3,
+                "example.com/app:v1",
+                json!({"updateStrategy": {"paused": true}}),
+            ),
+        )
+        .await?;
+    let uid = env.cloneset("adopt").await?.uid().unwrap_or_default();
+    let owned_by_cs = |p: &Pod| {
+        p.owner_references().iter().any(|o| {
+            o.uid == uid && o.controller == Some(true) && o.block_owner_deletion == Some(true)
+        })
+    };
+    let pods = env.wait_ready("adopt", 3, 60).await?;
+    let bare_now = pods
+        .iter()
+        .find(|p| p.name_any() == "bare")
+        .context("the bare pod is counted as one of the 3 replicas")?;
+    assert!(
+        owned_by_cs(bare_now),
+        "bare pod adopted: {:?}",
+        bare_now.owner_references()
+    );
+    assert!(pods.iter().all(&owned_by_cs));
+    let st = eventually(30, "status counts the adopted pod", || async {
+        let st = env.cloneset("adopt").await.ok()?.status?;
+        (st.replicas == 3 && st.ready_replicas == 3).then_some(st)
+    })
+    .await?;
+    assert_eq!(st.replicas, 3);
+
+    // relabel a created pod: released (ownerReference removed) and replaced
+    let victim = pods
+        .iter()
+        .find(|p| p.name_any() != "bare")
+        .context("a created pod")?
+        .name_any();
+    api.patch(
+        &victim,
+        &PatchParams::default(),
+        &merge(json!({"metadata": {"labels": {"app": "gone"}}})),
+    )
+    .await?;
+    eventually(
+        60,
+        "released pod keeps running without an owner",
+        || async {
+            let p = api.get(&victim).await.ok()?;
+            (!owned_by_cs(&p) && p.metadata.deletion_timestamp.is_none()).then_some(())
+        },
+    )
+    .await
+    .with_context(|| env.logs())?;
+    let pods = env.wait_ready("adopt", 3, 60).await?;
+    assert!(pods
+        .iter()
+        .all(|p| owned_by_cs(p) && p.name_any() != victim));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mark_pod_not_ready_holds_in_place_updates_until_updated() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    let mut cs = cloneset(
+        "iu",
+        1,
+        "example.com/app:v1",
+        json!({"updateStrategy": {"type": "InPlaceIfPossible"},
+               "lifecycle": {"inPlaceUpdate": {"labelsHandler": {"hold": "true"}, "markPodNotReady": true}}}),
+    );
+    cs.spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("hold".into(), "true".into());
+    env.clonesets().create(&PostParams::default(), &cs).await?;
+    let name = env.wait_ready("iu", 1, 60).await?[0].name_any();
+    patch_cs(
+        &env,
+        "iu",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "example.com/app:v2"}]}}}}),
+    )
+    .await?;
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let state = |p: &Pod| pods::label(p, "lifecycle.apps.kruise.io/state").map(str::to_string);
+    let kruise_ready = |p: &Pod| pods::condition(p, "KruisePodReady").map(|c| c.status.clone());
+    eventually(60, "PreparingUpdate and not ready", || async {
+        let p = api.get(&name).await.ok()?;
+        (state(&p).as_deref() == Some("PreparingUpdate")
+            && kruise_ready(&p).as_deref() == Some("False")
+            && !pods::is_running_and_ready(&p))
+        .then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+
+    // the hook lets go: updated in place, then Updated (hook not re-added) and ready again
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &merge(json!({"metadata": {"labels": {"hold": null}}})),
+    )
+    .await?;
+    eventually(90, "Updated, KruisePodReady True, Ready on v2", || async {
+        let p = api.get(&name).await.ok()?;
+        let image = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|c| c[0].image.clone());
+        (state(&p).as_deref() == Some("Updated")
+            && kruise_ready(&p).as_deref() == Some("True")
+            && pods::is_running_and_ready(&p)
+            && image.as_deref() == Some("example.com/app:v2"))
+        .then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+
+    // re-adding the hook label completes the cycle
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &merge(json!({"metadata": {"labels": {"hold": "true"}}})),
+    )
+    .await?;
+    eventually(60, "Normal again", || async {
+        let p = api.get(&name).await.ok()?;
+        (state(&p).as_deref() == Some("Normal") && pods::is_running_and_ready(&p)).then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
     Ok(())
 }

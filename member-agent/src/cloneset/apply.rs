@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -16,12 +17,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
-use super::plan::{Plan, PodCreate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
+use super::plan::{Plan, PodCreate, PodUpdate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
 use super::{Context, Error};
+use crate::events::{NORMAL, WARNING};
 use crate::inplace::{self, REASON_START};
 use crate::lifecycle::{self, LifecycleState};
 use crate::metrics::{ControllerName, WriteKind};
 use crate::podpatch;
+use crate::podreadiness::{self, LIFECYCLE_USER_AGENT, PRE_DELETE_KEY, PRE_UPDATE_KEY};
 use crate::pods::{IN_PLACE_UPDATE_READY, SPECIFIED_DELETE_LABEL};
 use crate::revision::{self, CONTROLLER_REVISION_HASH, POD_TEMPLATE_HASH};
 
@@ -96,6 +99,8 @@ impl PodFactory<'_> {
         };
         lifecycle::set_state(&mut pod, LifecycleState::PreparingNormal, now);
         inplace::inject_readiness_gate(&mut spec);
+        // What the pod webhook adds for apps.kruise.io owners, so it holds without the webhook.
+        podreadiness::inject_gate(&mut spec);
         for vct in self.cs.spec.volume_claim_templates.iter().flatten() {
             let vname = vct.metadata.name.clone().unwrap_or_default();
             let volume = Volume {
@@ -291,9 +296,22 @@ pub async fn apply(
                     Refresh::SetInPlaceReady(v) => Some(*v),
                     _ => None,
                 });
-                if let Some(v) = cond {
+                let ready_keys = steps.iter().find_map(|r| match r {
+                    Refresh::PodReadyKeys(k) => Some(k.clone()),
+                    _ => None,
+                });
+                if cond.is_some() || ready_keys.is_some() {
                     if let Some(p) = mutate_pod(ctx, pods, ns, name, true, |p| {
-                        inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now)
+                        let mut changed = false;
+                        if let Some(keys) = &ready_keys {
+                            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                            changed |= podreadiness::set_keys(p, LIFECYCLE_USER_AGENT, &keys, now);
+                        }
+                        if let Some(v) = cond {
+                            changed |=
+                                inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now);
+                        }
+                        changed
                     })
                     .await?
                     {
@@ -306,7 +324,9 @@ pub async fn apply(
                 }
                 let meta: Vec<Refresh> = steps
                     .into_iter()
-                    .filter(|r| !matches!(r, Refresh::SetInPlaceReady(_)))
+                    .filter(|r| {
+                        !matches!(r, Refresh::SetInPlaceReady(_) | Refresh::PodReadyKeys(_))
+                    })
                     .collect();
                 if !meta.is_empty() {
                     let written = mutate_pod(ctx, pods, ns, name, false, |p| {
@@ -320,7 +340,7 @@ pub async fn apply(
                                         changed = true;
                                     }
                                 }
-                                Refresh::SetInPlaceReady(_) => {}
+                                Refresh::SetInPlaceReady(_) | Refresh::PodReadyKeys(_) => {}
                             }
                         }
                         changed
@@ -362,6 +382,13 @@ pub async fn apply(
         }
     }
 
+    if plan.diffs.scale_up_num > plan.diffs.scale_up_limit {
+        let limit = plan.diffs.scale_up_limit;
+        let msg =
+            format!("scaleUp is limited because of scaleStrategy.maxUnavailable, limit: {limit}");
+        record(ctx, cs, WARNING, "ScaleUpLimited", msg);
+    }
+
     if !plan.create.is_empty() {
         if let Err(e) = create_pods(
             ctx,
@@ -381,6 +408,17 @@ pub async fn apply(
 
     for d in &plan.delete {
         let res = if d.pre_delete {
+            let hook = cs
+                .spec
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_delete.as_ref());
+            if let Err(e) =
+                mark_not_ready(ctx, &pods, &ns, &d.name, hook, PRE_DELETE_KEY, now).await
+            {
+                out.scale_error.get_or_insert(e);
+                continue;
+            }
             mutate_pod(ctx, &pods, &ns, &d.name, false, |p| {
                 if lifecycle::state(p) == LifecycleState::PreparingDelete {
                     return false;
@@ -399,7 +437,9 @@ pub async fn apply(
                 }
             })
         } else {
-            delete_pod(ctx, &pods, &pvcs, &d.name, &key, &uid).await
+            let res = delete_pod(ctx, &pods, &pvcs, &d.name, &key, &uid).await;
+            record_delete(ctx, cs, &d.name, &res);
+            res
         };
         if let Err(e) = res {
             out.scale_error.get_or_insert(e);
@@ -414,6 +454,7 @@ pub async fn apply(
 
     let results: Vec<Result<(), Error>> = stream::iter(plan.update.clone())
         .map(|u| {
+            let recorded = u.clone();
             let pods = &pods;
             let key = &key;
             let ns = ns.as_str();
@@ -462,6 +503,8 @@ pub async fn apply(
                             .lifecycle
                             .as_ref()
                             .and_then(|l| l.in_place_update.clone());
+                        mark_not_ready(ctx, pods, ns, &u.name, hook.as_ref(), PRE_UPDATE_KEY, now)
+                            .await?;
                         mutate_pod(ctx, pods, ns, &u.name, false, |p| {
                             if *readd_hook {
                                 lifecycle::add_hook(p, hook.as_ref());
@@ -497,6 +540,10 @@ pub async fn apply(
                 }
                 Ok(())
             }
+            .map(move |res| {
+                record_update(ctx, cs, &recorded, &res);
+                res
+            })
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -555,7 +602,12 @@ async fn create_pods(
                     {
                         Ok(_) => {}
                         Err(e) if is_status(&e, 409) => {}
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            let dump = serde_json::to_string(&pvc).unwrap_or_default();
+                            let msg = format!("failed to create pvc: {e}, pvc: {dump}");
+                            record(ctx, factory.cs, WARNING, "FailedCreate", msg);
+                            return Err(e);
+                        }
                     }
                 }
                 let Some(pod) = factory.pod(rev, id, now) else {
@@ -573,9 +625,16 @@ async fn create_pods(
                 )
                 .await
                 {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        let msg = format!("succeed to create pod {name}");
+                        record(ctx, factory.cs, NORMAL, "SuccessfulCreate", msg);
+                        Ok(())
+                    }
                     Err(e) => {
                         ctx.expectations.forget_create(key, &name);
+                        let dump = serde_json::to_string(&pod).unwrap_or_default();
+                        let msg = format!("failed to create pod: {e}, pod: {dump}");
+                        record(ctx, factory.cs, WARNING, "FailedCreate", msg);
                         Err(e)
                     }
                 }
@@ -653,4 +712,88 @@ async fn delete_pvcs_of(
         }
     }
     Ok(())
+}
+
+/// Records an Event about the CloneSet.
+fn record(ctx: &Context, cs: &CloneSet, type_: &str, reason: &str, message: String) {
+    ctx.recorder.publish(cs, type_, reason, message);
+}
+
+/// Upstream's events for a pod deletion.
+fn record_delete(ctx: &Context, cs: &CloneSet, name: &str, res: &Result<(), Error>) {
+    match res {
+        Ok(()) => record(
+            ctx,
+            cs,
+            NORMAL,
+            "SuccessfulDelete",
+            format!("succeed to delete pod {name}"),
+        ),
+        Err(e) => record(
+            ctx,
+            cs,
+            WARNING,
+            "FailedDelete",
+            format!("failed to delete pod {name}: {e}"),
+        ),
+    }
+}
+
+/// Upstream's events for an in-place or recreate update of one pod.
+fn record_update(ctx: &Context, cs: &CloneSet, u: &PodUpdate, res: &Result<(), Error>) {
+    let (name, rev) = (&u.name, &u.revision);
+    let (type_, reason, message) = match (&u.action, res) {
+        (UpdateAction::InPlace(_), Ok(())) => (
+            NORMAL,
+            "SuccessfulUpdatePodInPlace",
+            format!("successfully update pod {name} in-place(revision {rev})"),
+        ),
+        (UpdateAction::InPlace(_), Err(e)) => (
+            WARNING,
+            "FailedUpdatePodInPlace",
+            format!("failed to update pod {name} in-place(revision {rev}): {e}"),
+        ),
+        (UpdateAction::Recreate, Ok(())) => (
+            NORMAL,
+            "SuccessfulUpdatePodReCreate",
+            format!("successfully patch pod {name} specified-delete for update(revision {rev})"),
+        ),
+        (UpdateAction::Recreate, Err(e)) => (
+            WARNING,
+            "FailedUpdatePodReCreate",
+            format!("failed to patch pod specified-delete {name} for update(revision {rev}): {e}"),
+        ),
+        (UpdateAction::PrepareUpdate { .. } | UpdateAction::Refuse(_), _) => return,
+    };
+    record(ctx, cs, type_, reason, message);
+}
+
+/// With the hook's `markPodNotReady`, makes the lifecycle's `KruisePodReady` holder `key` before
+/// the pod enters the hooked state (spec 1.2); a no-op for pods without the gate.
+async fn mark_not_ready(
+    ctx: &Context,
+    pods: &Api<Pod>,
+    ns: &str,
+    name: &str,
+    hook: Option<&kruise_api::apps::common::LifecycleHook>,
+    key: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    if hook.and_then(|h| h.mark_pod_not_ready) != Some(true) {
+        return Ok(());
+    }
+    let written = mutate_pod(ctx, pods, ns, name, true, |p| {
+        podreadiness::set_keys(p, LIFECYCLE_USER_AGENT, &[key], now)
+    })
+    .await?;
+    if let Some(p) = written {
+        let cs_key = format!("{ns}/{}", owner_name(&p).unwrap_or_default());
+        ctx.expectations
+            .expect_update(&cs_key, name, p.metadata.resource_version.as_deref());
+    }
+    Ok(())
+}
+
+fn owner_name(pod: &Pod) -> Option<String> {
+    crate::controllerref::controller_of(&pod.metadata).map(|r| r.name.clone())
 }

@@ -20,12 +20,13 @@ use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info_span, warn, Instrument};
 
+use crate::controllerref;
 use crate::expectations::Expectations;
 use crate::gates::{self, FeatureGates};
 use crate::metrics::{ControllerName, Metrics, WriteKind};
@@ -117,6 +118,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Timeout of each write.
     pub write_timeout: Duration,
+    /// Events about CloneSets (`cloneset-controller`).
+    pub recorder: crate::events::Recorder,
 }
 
 /// Whether `refs` name `uid` as controller.
@@ -165,6 +168,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
         .filter(|p| owned_by(p.metadata.owner_references.as_deref(), &uid))
         .cloned()
         .collect();
+    let owned = claim_pods(ctx, cs, &all_pods, owned).await?;
     let cache: BTreeMap<String, u64> = owned
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -286,6 +290,9 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
     let mut requeue = the_plan.requeue.unwrap_or(Duration::from_secs(300));
     if !the_plan.is_noop() {
         requeue = requeue.min(Duration::from_secs(5));
+    }
+    if let Some(deadline) = status::progress_requeue(&s, &new_status, t) {
+        requeue = requeue.min(deadline);
     }
     Ok(Action::requeue(requeue))
 }
@@ -411,6 +418,95 @@ async fn ensure_revision(
     }
 }
 
+/// Adopts orphans matching the selector and releases owned pods that no longer match (upstream
+/// `ClaimPods`); returns the owned pods after both.
+async fn claim_pods(
+    ctx: &Context,
+    cs: &CloneSet,
+    all_pods: &[Arc<Pod>],
+    owned: Vec<Arc<Pod>>,
+) -> Result<Vec<Arc<Pod>>, Error> {
+    let ns = cs.namespace().unwrap_or_default();
+    let uid = cs.uid().unwrap_or_default();
+    let Some(owner) = cs.controller_owner_ref(&()) else {
+        return Ok(owned);
+    };
+    let candidates: Vec<Arc<Pod>> = all_pods
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| {
+            crate::pods::is_active(p) || owned_by(p.metadata.owner_references.as_deref(), &uid)
+        })
+        .cloned()
+        .collect();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let cs_api: Api<CloneSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let recheck = async {
+        match cs_api.get_opt(&cs.name_any()).await {
+            Ok(Some(fresh)) => {
+                fresh.uid() == cs.uid() && fresh.metadata.deletion_timestamp.is_none()
+            }
+            _ => false,
+        }
+    };
+    let claimed = controllerref::claim_all(
+        &api,
+        &candidates,
+        &owner,
+        &cs.spec.selector,
+        cs.metadata.deletion_timestamp.is_some(),
+        recheck,
+    )
+    .await;
+    let written = claimed.adopted.len() + claimed.released.len();
+    if written > 0 {
+        tracing::info!(
+            adopted = claimed.adopted.len(),
+            released = claimed.released.len(),
+            "claimed pods"
+        );
+    }
+    if let Some(source) = claimed.error {
+        ctx.metrics
+            .observe_write(ControllerName::CloneSet, WriteKind::UpdatePod, false);
+        return Err(Error::Write {
+            kind: WriteKind::UpdatePod,
+            obj: cs.name_any(),
+            source,
+        });
+    }
+    let mut out: Vec<Arc<Pod>> = owned
+        .into_iter()
+        .filter(|p| !claimed.released.contains(&p.name_any()))
+        .collect();
+    out.extend(claimed.adopted.into_iter().map(Arc::new));
+    Ok(out)
+}
+
+/// The CloneSets a pod event concerns: its controller if that is a CloneSet, otherwise (an
+/// orphan) every CloneSet in its namespace whose selector matches it, which may adopt it.
+fn pod_to_clonesets(pod: &Pod, clonesets: &Store<CloneSet>) -> Vec<ObjectRef<CloneSet>> {
+    let ns = pod.namespace().unwrap_or_default();
+    if let Some(r) = controllerref::controller_of(&pod.metadata) {
+        let is_cloneset = r.kind == "CloneSet" && r.api_version.starts_with("apps.kruise.io/");
+        return if is_cloneset {
+            vec![ObjectRef::new(&r.name).within(&ns)]
+        } else {
+            Vec::new()
+        };
+    }
+    clonesets
+        .state()
+        .iter()
+        .filter(|cs| cs.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|cs| {
+            !crate::selector::is_empty(&cs.spec.selector)
+                && crate::selector::matches(&cs.spec.selector, pod.metadata.labels.as_ref())
+        })
+        .map(|cs| ObjectRef::from_obj(cs.as_ref()))
+        .collect()
+}
+
 /// Requeue policy on errors.
 pub fn error_policy(_cs: Arc<CloneSet>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(error = %err, reason = err.reason(), "cloneset reconcile failed");
@@ -440,11 +536,12 @@ pub async fn run(
     config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // All pods, not only those with an instance id: orphans matching a selector get adopted.
     let selector = watcher::Config::default().labels(INSTANCE_ID_LABEL);
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), selector.clone()),
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
     )
     .default_backoff()
     .touched_objects();
@@ -474,6 +571,7 @@ pub async fn run(
         gates,
         metrics: metrics.clone(),
         write_timeout: config.write_timeout,
+        recorder: crate::events::Recorder::new(client.clone(), "cloneset-controller"),
     });
     let depth = metrics
         .queue_depth
@@ -481,8 +579,10 @@ pub async fn run(
             controller: ControllerName::CloneSet,
         })
         .clone();
-    Controller::new(Api::<CloneSet>::all(client), watcher::Config::default())
-        .owns_stream(pod_stream)
+    let controller = Controller::new(Api::<CloneSet>::all(client), watcher::Config::default());
+    let clonesets = controller.store();
+    controller
+        .watches_stream(pod_stream, move |pod| pod_to_clonesets(&pod, &clonesets))
         .owns_stream(pvc_stream)
         .owns_stream(rev_stream)
         .with_config(ControllerConfig::default().concurrency(config.workers))

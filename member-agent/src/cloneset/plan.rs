@@ -11,6 +11,7 @@ use super::diffs::{self, Diffs};
 use super::settings::{Settings, UpdateType};
 use crate::inplace::{self, UpdateSpec};
 use crate::lifecycle::{self, LifecycleState};
+use crate::podreadiness::{self, LIFECYCLE_USER_AGENT, PRE_DELETE_KEY, PRE_UPDATE_KEY};
 use crate::pods::{self, IN_PLACE_UPDATE_READY};
 use crate::{ordering, revision};
 
@@ -63,6 +64,9 @@ pub enum Refresh {
     FinishGrace,
     /// Move to a lifecycle state.
     Lifecycle(LifecycleState),
+    /// Make the `KruisePodReady` holders of the lifecycle hooks exactly these keys (creating the
+    /// condition, True when empty, if the pod has the gate but not the condition).
+    PodReadyKeys(Vec<String>),
 }
 
 /// How one pod is moved to the target revision.
@@ -99,7 +103,8 @@ pub struct Plan {
     pub refresh: Vec<(String, Refresh)>,
     /// Pods to create (in slow-start batches).
     pub create: Vec<PodCreate>,
-    /// PreparingDelete pods that go back to PreparingNormal because replicas rose again.
+    /// PreparingDelete pods that go back to PreparingNormal because replicas rose again (never
+    /// with preDelete's markPodNotReady).
     pub regret: Vec<String>,
     /// Pods to delete, in deletion order.
     pub delete: Vec<PodDelete>,
@@ -226,12 +231,51 @@ fn refresh(s: &Settings, pod: &Pod, now: Timestamp, out: &mut Plan) -> Vec<Refre
         }
         _ => {}
     }
+    if podreadiness::has_gate(pod) {
+        let next = steps
+            .iter()
+            .find_map(|r| match r {
+                Refresh::Lifecycle(next) => Some(*next),
+                _ => None,
+            })
+            .unwrap_or_else(|| lifecycle::state(pod));
+        let have = podreadiness::keys_of(pod, LIFECYCLE_USER_AGENT);
+        let want = not_ready_keys(s, next, &have);
+        if podreadiness::needs_init(pod) || want != have {
+            steps.insert(0, Refresh::PodReadyKeys(want));
+        }
+    }
     if let Some(left) = pods::time_to_available(pod, s.min_ready_seconds, now) {
         if !left.is_zero() {
             out.requeue_after(left);
         }
     }
     steps
+}
+
+/// The `KruisePodReady` keys lifecycle hooks hold on a pod in `state` (spec 1.2, markPodNotReady):
+/// preDelete's while PreparingDelete, inPlaceUpdate's from PreparingUpdate until the update is
+/// done (`Updating` keeps a key already held), none otherwise, so no pod stays held by accident.
+pub fn not_ready_keys(s: &Settings, state: LifecycleState, held: &[String]) -> Vec<String> {
+    let marks = |hook: Option<&kruise_api::apps::common::LifecycleHook>| {
+        hook.and_then(|h| h.mark_pod_not_ready) == Some(true)
+    };
+    let hooks = s.lifecycle.as_ref();
+    let key = match state {
+        LifecycleState::PreparingDelete if marks(hooks.and_then(|l| l.pre_delete.as_ref())) => {
+            Some(PRE_DELETE_KEY)
+        }
+        LifecycleState::PreparingUpdate
+            if marks(hooks.and_then(|l| l.in_place_update.as_ref())) =>
+        {
+            Some(PRE_UPDATE_KEY)
+        }
+        LifecycleState::Updating if held.iter().any(|k| k == PRE_UPDATE_KEY) => {
+            Some(PRE_UPDATE_KEY)
+        }
+        _ => None,
+    };
+    key.map(|k| vec![k.to_string()]).unwrap_or_default()
 }
 
 /// Scaling (spec 2.5 step order). Returns true when it acted, so updates wait.
@@ -254,21 +298,34 @@ fn scale(obs: &Observed<'_>, d: &Diffs, orphan_ids: &[String], out: &mut Plan) -
         })
         .collect();
 
-    if d.scale_up_num > 0 {
-        let mut want = d.scale_up_num.min(d.scale_up_limit).max(0) as usize;
-        let mark_not_ready = pre_delete_hook.and_then(|h| h.mark_pod_not_ready) == Some(true);
-        if !mark_not_ready {
-            for p in in_pre_delete
-                .iter()
-                .filter(|p| !diffs::is_specified_delete(s, p))
-            {
-                if want == 0 {
-                    break;
-                }
-                out.regret.push(pods::name(p).to_string());
-                want -= 1;
+    // Replicas raised while pods wait in PreparingDelete: take non-specified ones back (upstream
+    // `managePreparingDelete`), never with markPodNotReady, and act on nothing else this round.
+    let mark_not_ready = pre_delete_hook.and_then(|h| h.mark_pod_not_ready) == Some(true);
+    if !mark_not_ready {
+        let planned = in_pre_delete
+            .iter()
+            .chain(specified.iter())
+            .map(|p| pods::name(p))
+            .collect::<BTreeSet<&str>>()
+            .len() as i32;
+        let mut room = s.replicas - obs.pods.len() as i32 + planned;
+        for p in in_pre_delete
+            .iter()
+            .filter(|p| !diffs::is_specified_delete(s, p))
+        {
+            if room <= 0 {
+                break;
             }
+            out.regret.push(pods::name(p).to_string());
+            room -= 1;
         }
+        if !out.regret.is_empty() {
+            return true;
+        }
+    }
+
+    if d.scale_up_num > 0 {
+        let want = d.scale_up_num.min(d.scale_up_limit).max(0) as usize;
         let mut old = if obs.current_revision != obs.update_revision {
             d.scale_up_num_old_revision.max(0) as usize
         } else {
@@ -291,7 +348,7 @@ fn scale(obs: &Observed<'_>, d: &Diffs, orphan_ids: &[String], out: &mut Plan) -
                 },
             });
         }
-        return want > 0 || !out.regret.is_empty();
+        return want > 0;
     }
 
     let mut acted = false;

@@ -56,6 +56,8 @@ pub struct Settings {
     pub priority: Option<UpdatePriorityStrategy>,
     /// Update scatter.
     pub scatter: Vec<UpdateScatterTerm>,
+    /// `progressDeadlineSeconds`; `None` (unset or `MaxInt32`) disables the `Progressing` condition.
+    pub progress_deadline_seconds: Option<i32>,
 }
 
 /// Upstream's `CalculatePartitionReplicas`: percent rounds up, a percent below 100% with more than
@@ -136,6 +138,7 @@ impl Settings {
             disable_pvc_reuse: ss.disable_pvc_reuse.unwrap_or(false),
             priority: us.priority_strategy.clone(),
             scatter: us.scatter_strategy.clone().unwrap_or_default(),
+            progress_deadline_seconds: spec.progress_deadline_seconds.filter(|d| *d != i32::MAX),
         }
     }
 }

@@ -189,7 +189,7 @@ async fn immutable_selector_change_is_forbidden() {
 }
 
 #[tokio::test]
-async fn pod_mutation_adds_the_readiness_gate_to_cloneset_pods_only() {
+async fn pod_mutation_adds_readiness_gates_to_kruise_owned_pods_only() {
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "demo-abcde", "namespace": "default",
@@ -205,7 +205,19 @@ async fn pod_mutation_adds_the_readiness_gate_to_cloneset_pods_only() {
     let out = apply_patch(&pod, &resp);
     assert_eq!(
         out["spec"]["readinessGates"],
-        json!([{"conditionType": "InPlaceUpdateReady"}])
+        json!([{"conditionType": "InPlaceUpdateReady"}, {"conditionType": "KruisePodReady"}])
+    );
+    let mut other = pod.clone();
+    other["metadata"]["ownerReferences"][0]["kind"] = json!("StatefulSet");
+    let resp = call(
+        "/mutate-pod",
+        review("CREATE", "pods", "Pod", other.clone(), None),
+    )
+    .await;
+    let out = apply_patch(&other, &resp);
+    assert_eq!(
+        out["spec"]["readinessGates"],
+        json!([{"conditionType": "KruisePodReady"}])
     );
     let mut plain = pod.clone();
     plain["metadata"]["ownerReferences"] = json!([]);

@@ -17,8 +17,12 @@ use kube::{Api, Client, Config};
 /// Serialises the tests in this binary: each starts a cluster, and the machine is small.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Directory holding the workspace binaries (next to this test's `kruise-agent`).
+/// Directory holding the workspace binaries: `$KRUISE_BIN_DIR` when set (a private copy, safe
+/// from other builds sharing the target directory), else next to this test's `kruise-agent`.
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KRUISE_BIN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     PathBuf::from(env!("CARGO_BIN_EXE_kruise-agent"))
         .parent()
         .map(Path::to_path_buf)
@@ -176,7 +180,7 @@ impl Env {
     /// Starts an agent with extra flags; returns its index.
     pub fn start_agent(&mut self, extra: &[&str]) -> anyhow::Result<usize> {
         let n = self.agents.len();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kruise-agent"));
+        let mut cmd = Command::new(bin_dir().join("kruise-agent"));
         cmd.env("KUBECONFIG", &self.kubeconfig)
             .args(["--metrics-addr", "127.0.0.1:0", "--retry-period-ms", "300"])
             .args([

@@ -528,3 +528,191 @@ fn disabled_pvc_reuse_deletes_orphaned_claims() {
     };
     assert_eq!(plan(&obs, now()).delete_pvc_ids, vec!["gone1".to_string()]);
 }
+
+fn gated(p: Pod) -> Pod {
+    let mut p = p;
+    crate::podreadiness::inject_gate(p.spec.as_mut().unwrap());
+    p
+}
+
+fn with_ready_keys(p: Pod, keys: &[&str]) -> Pod {
+    let mut p = p;
+    crate::podreadiness::set_keys(&mut p, LIFECYCLE_USER_AGENT, keys, now());
+    p
+}
+
+fn ready_steps(p: &Plan) -> Vec<(String, Vec<String>)> {
+    p.refresh
+        .iter()
+        .filter_map(|(n, r)| match r {
+            Refresh::PodReadyKeys(k) => Some((n.clone(), k.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn mark_settings() -> Settings {
+    let hook = || LifecycleHook {
+        labels_handler: Some(BTreeMap::from([("hold".to_string(), "true".to_string())])),
+        mark_pod_not_ready: Some(true),
+        ..Default::default()
+    };
+    let mut s = settings(1, 0, 1, 0);
+    s.lifecycle = Some(Lifecycle {
+        pre_delete: Some(hook()),
+        in_place_update: Some(hook()),
+        ..Default::default()
+    });
+    s
+}
+
+#[test]
+fn kruise_pod_ready_is_initialised_for_gated_pods_only() {
+    let s = settings(1, 0, 1, 0);
+    let tpl = templates(json!({}));
+    let plain = pods_of(&[("a", NEW, true)]);
+    assert!(ready_steps(&run(&s, &plain, &tpl)).is_empty());
+    let g = vec![gated(plain[0].clone())];
+    assert_eq!(
+        ready_steps(&run(&s, &g, &tpl)),
+        vec![("a".to_string(), vec![])]
+    );
+    // initialised: nothing more to do
+    let done = vec![with_ready_keys(g[0].clone(), &[])];
+    assert!(run(&s, &done, &tpl).is_noop());
+}
+
+#[test]
+fn mark_pod_not_ready_holds_pods_only_in_hooked_states() {
+    let tpl = templates(json!({}));
+    let marked = mark_settings();
+    let unmarked = settings(1, 0, 1, 0);
+    let in_state = |state: &str, keys: &[&str]| {
+        let p = gated(pods_of(&[("a", NEW, true)])[0].clone());
+        let p = with_label(with_label(p, "hold", "true"), lifecycle::STATE_LABEL, state);
+        with_ready_keys(p, keys)
+    };
+    struct Case {
+        name: &'static str,
+        s: Settings,
+        pod: Pod,
+        want: Option<Vec<&'static str>>,
+    }
+    let cases = [
+        Case {
+            name: "PreparingDelete holds preDeleteHook",
+            s: marked.clone(),
+            pod: in_state("PreparingDelete", &[]),
+            want: Some(vec![PRE_DELETE_KEY]),
+        },
+        Case {
+            name: "PreparingDelete already held: nothing",
+            s: marked.clone(),
+            pod: in_state("PreparingDelete", &[PRE_DELETE_KEY]),
+            want: None,
+        },
+        Case {
+            name: "PreparingUpdate holds preUpdateHook",
+            s: marked.clone(),
+            pod: in_state("PreparingUpdate", &[]),
+            want: Some(vec![PRE_UPDATE_KEY]),
+        },
+        Case {
+            name: "Updated releases preUpdateHook",
+            s: marked.clone(),
+            pod: in_state("Updated", &[PRE_UPDATE_KEY]),
+            want: Some(vec![]),
+        },
+        Case {
+            name: "Normal never stays held",
+            s: marked.clone(),
+            pod: in_state("Normal", &[PRE_DELETE_KEY]),
+            want: Some(vec![]),
+        },
+        Case {
+            name: "without markPodNotReady a PreparingDelete pod is released",
+            s: unmarked.clone(),
+            pod: in_state("PreparingDelete", &[PRE_DELETE_KEY]),
+            want: Some(vec![]),
+        },
+    ];
+    for c in cases {
+        let p = run(&c.s, &[c.pod], &tpl);
+        let want: Vec<(String, Vec<String>)> = c
+            .want
+            .into_iter()
+            .map(|k| ("a".to_string(), k.into_iter().map(String::from).collect()))
+            .collect();
+        assert_eq!(ready_steps(&p), want, "{}", c.name);
+    }
+}
+
+#[test]
+fn updating_keeps_its_key_until_the_update_completes() {
+    let s = mark_settings();
+    assert_eq!(
+        not_ready_keys(&s, LifecycleState::Updating, &[PRE_UPDATE_KEY.to_string()]),
+        vec![PRE_UPDATE_KEY.to_string()]
+    );
+    assert!(not_ready_keys(&s, LifecycleState::Updating, &[]).is_empty());
+    assert!(not_ready_keys(&s, LifecycleState::Normal, &[PRE_UPDATE_KEY.to_string()]).is_empty());
+}
+
+#[test]
+fn mark_pod_not_ready_never_returns_preparing_delete_pods_to_normal() {
+    let tpl = templates(json!({}));
+    let held = |s: &Settings| {
+        let p = gated(pods_of(&[("a", NEW, true)])[0].clone());
+        let p = with_label(
+            with_label(p, "hold", "true"),
+            lifecycle::STATE_LABEL,
+            "PreparingDelete",
+        );
+        let p = with_ready_keys(p, &[PRE_DELETE_KEY]);
+        let mut s = s.clone();
+        s.replicas = 2;
+        run(&s, &[p], &tpl)
+    };
+    let p = held(&mark_settings());
+    assert!(p.regret.is_empty());
+    assert_eq!(p.create.len(), 1);
+    let mut unmarked = mark_settings();
+    if let Some(l) = unmarked.lifecycle.as_mut() {
+        l.pre_delete.as_mut().unwrap().mark_pod_not_ready = None;
+    }
+    let p = held(&unmarked);
+    assert_eq!(p.regret, vec!["a".to_string()]);
+    assert!(
+        p.create.is_empty(),
+        "regret and creation never share a round"
+    );
+}
+
+#[test]
+fn regret_counts_preparing_delete_pods_as_planned_deletions() {
+    // 1 Normal + 1 PreparingDelete, replicas back to 2: the held pod is taken back, nothing created
+    let tpl = templates(json!({}));
+    let mut s = pre_delete_settings();
+    s.replicas = 2;
+    let pods = pods_of(&[("a", NEW, true), ("b", NEW, true)]);
+    let held = vec![
+        pods[0].clone(),
+        with_label(
+            with_label(pods[1].clone(), "hold", "true"),
+            lifecycle::STATE_LABEL,
+            "PreparingDelete",
+        ),
+    ];
+    let p = run(&s, &held, &tpl);
+    assert_eq!(p.regret, vec!["b".to_string()]);
+    assert!(p.create.is_empty() && p.delete.is_empty());
+    // replicas still 1: the held pod stays held
+    s.replicas = 1;
+    let p = run(&s, &held, &tpl);
+    assert!(p.regret.is_empty() && p.create.is_empty(), "{p:?}");
+    // with markPodNotReady it stays held even at 2, and nothing is created while it counts
+    let mut marked = mark_settings();
+    marked.replicas = 2;
+    let p = run(&marked, &held, &tpl);
+    assert!(p.regret.is_empty() && p.create.is_empty(), "{p:?}");
+}
