@@ -40,10 +40,12 @@ const CLUSTERS: [(&str, &str); 3] = [
 const ETCD_HUB_REPLICAS: usize = 3;
 /// How long the agents get to join and heartbeat.
 const CLUSTERS_READY_TIMEOUT: Duration = Duration::from_secs(90);
-/// An image update of the built-in example's UnitedDeployment, as kubectl arguments.
-const EXAMPLE_IMAGE_UPDATE: &str = "patch ud shop --type merge -p \
-    '{\"spec\":{\"template\":{\"cloneSetTemplate\":{\"spec\":{\"template\":{\"spec\":\
-    {\"containers\":[{\"name\":\"shop\",\"image\":\"registry.example.com/shop:1.5.0\"}]}}}}}}}'";
+/// An image update of the built-in example's UnitedDeployment, as kubectl arguments. A JSON
+/// patch of the one field: a merge patch would replace the whole container list (custom resources
+/// have no strategic merge), drop the ports and force a recreate instead of an in-place update.
+const EXAMPLE_IMAGE_UPDATE: &str = "patch ud shop --type json -p \
+    '[{\"op\":\"replace\",\"path\":\"/spec/template/cloneSetTemplate/spec/template/spec/containers/0/image\",\
+    \"value\":\"registry.example.com/shop:1.5.0\"}]'";
 /// How often progress is read.
 const POLL: Duration = Duration::from_secs(1);
 
