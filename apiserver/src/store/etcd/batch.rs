@@ -539,7 +539,6 @@ impl EtcdStore {
     /// Answers the writes whose preconditions failed (per the transaction's `failure` reads) and
     /// returns the others for a retry. Errs (with the batch) if the reads do not show any failed
     /// precondition, which would otherwise retry forever.
-    #[allow(clippy::result_large_err)]
     fn reject_failed(
         &self,
         batch: Vec<Queued>,
