@@ -385,6 +385,222 @@ async fn case_list_revision<S: Store>(s: Arc<S>, _: Compactor) {
     assert_eq!(s.current_revision().await.unwrap(), other.mod_revision);
 }
 
+async fn case_concurrent_creates_of_one_name_have_one_winner<S: Store>(s: Arc<S>, _: Compactor) {
+    const TASKS: usize = 24;
+    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for i in 0..TASKS {
+        let (s, start) = (s.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            // Other keys in the same moment, so that a batching store groups these writes.
+            s.create(&format!("/registry/race/other-{i}"), b("o"))
+                .await
+                .unwrap();
+            s.create("/registry/race/x", b(&i.to_string())).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(kv) => winners.push(kv),
+            Err(StoreError::AlreadyExists { key }) => assert_eq!(key, "/registry/race/x"),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one create wins: {winners:?}");
+    assert_eq!(
+        s.get("/registry/race/x").await.unwrap().as_ref(),
+        Some(&winners[0])
+    );
+}
+
+async fn case_a_conflicting_update_does_not_fail_concurrent_creates<S: Store>(
+    s: Arc<S>,
+    _: Compactor,
+) {
+    let v1 = s.create("/registry/mix/x", b("v1")).await.unwrap();
+    let v2 = s
+        .update("/registry/mix/x", b("v2"), v1.mod_revision)
+        .await
+        .unwrap();
+    let created: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create(&format!("/registry/mix/n{i:02}"), b("n")).await })
+        })
+        .collect();
+    let stale = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.update("/registry/mix/x", b("stale"), v1.mod_revision)
+                .await
+        })
+    };
+    let missing = {
+        let s = s.clone();
+        tokio::spawn(async move { s.delete("/registry/mix/missing", Some(3)).await })
+    };
+    for (i, task) in created.into_iter().enumerate() {
+        let kv = task.await.unwrap().unwrap();
+        assert_eq!(kv.key, format!("/registry/mix/n{i:02}"));
+        assert_eq!(kv.create_revision, kv.mod_revision);
+        assert_eq!(s.get(&kv.key).await.unwrap(), Some(kv));
+    }
+    assert_eq!(
+        stale.await.unwrap(),
+        Err(StoreError::Conflict {
+            key: "/registry/mix/x".into(),
+            expected: v1.mod_revision,
+            actual: v2.mod_revision
+        })
+    );
+    assert_eq!(
+        missing.await.unwrap(),
+        Err(StoreError::NotFound {
+            key: "/registry/mix/missing".into()
+        })
+    );
+    assert_eq!(s.get("/registry/mix/x").await.unwrap(), Some(v2));
+    assert_eq!(
+        s.list("/registry/mix/n", None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        20
+    );
+}
+
+async fn case_watch_resumes_from_every_revision_of_concurrent_writes<S: Store>(
+    s: Arc<S>,
+    _: Compactor,
+) {
+    let before = s.current_revision().await.unwrap();
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let key = format!("/registry/cw/{i:02}");
+                let kv = s.create(&key, b("1")).await.unwrap();
+                if i % 4 == 0 {
+                    s.update(&key, b("2"), kv.mod_revision).await.unwrap();
+                }
+                if i % 8 == 0 {
+                    s.delete(&key, None).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap();
+    }
+    // Every event, in revision order (events sharing a revision come in key order).
+    let after_all = s.current_revision().await.unwrap();
+    let mut all = Vec::new();
+    let mut w = s.watch("/registry/cw/", before).await.unwrap();
+    while all.len() < 40 + 10 + 5 {
+        let e = next_event(&mut w).await.unwrap();
+        all.push((e.kv.mod_revision, e.kv.key.clone(), e.kind));
+    }
+    assert!(all.windows(2).all(|p| p[0].0 <= p[1].0), "{all:?}");
+    assert!(all
+        .iter()
+        .all(|(rev, ..)| *rev > before && *rev <= after_all));
+    // Resuming after any revision gives exactly the events after it, once each.
+    let mut revisions: Vec<Revision> = all.iter().map(|(rev, ..)| *rev).collect();
+    revisions.dedup();
+    for resume in revisions {
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|(rev, ..)| *rev > resume)
+            .cloned()
+            .collect();
+        let mut w = s.watch("/registry/cw/", resume).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < expected.len() {
+            let e = next_event(&mut w).await.unwrap();
+            seen.push((e.kv.mod_revision, e.kv.key.clone(), e.kind));
+        }
+        assert_eq!(seen, expected, "resumed after {resume}");
+        // Nothing more: the next event is a later write.
+        let marker = s
+            .create(&format!("/registry/cw/marker-{resume}"), b("m"))
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut w).await.unwrap().kv, marker);
+        s.delete(&marker.key, None).await.unwrap();
+        all.push((marker.mod_revision, marker.key.clone(), EventKind::Put));
+        let gone = next_event(&mut w).await.unwrap();
+        all.push((gone.kv.mod_revision, gone.kv.key.clone(), EventKind::Delete));
+    }
+}
+
+async fn case_list_at_reads_an_earlier_revision<S: Store>(s: Arc<S>, compact: Compactor) {
+    for i in 0..9 {
+        s.create(&format!("/registry/la/{i}"), b(&format!("v{i}")))
+            .await
+            .unwrap();
+    }
+    let first = s.list("/registry/la/", None, Some(3)).await.unwrap();
+    assert!(first.more);
+    let at = first.revision;
+    // Change the keyspace behind the first page.
+    let k4 = s.get("/registry/la/4").await.unwrap().unwrap();
+    s.update("/registry/la/4", b("changed"), k4.mod_revision)
+        .await
+        .unwrap();
+    s.delete("/registry/la/5", None).await.unwrap();
+    s.create("/registry/la/45", b("new")).await.unwrap();
+    s.delete("/registry/la/8", None).await.unwrap();
+    s.create("/registry/la/9", b("new")).await.unwrap();
+    s.create("/registry/lb", b("outside")).await.unwrap();
+    let last = &first.items[2].key;
+    let second = s
+        .list_at("/registry/la/", Some(last), Some(3), at)
+        .await
+        .unwrap();
+    assert_eq!(second.revision, at);
+    let values: Vec<_> = second
+        .items
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.clone()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("/registry/la/3", b("v3")),
+            ("/registry/la/4", b("v4")),
+            ("/registry/la/5", b("v5"))
+        ]
+    );
+    assert_eq!(second.items[1], k4);
+    assert!(second.more);
+    let third = s
+        .list_at("/registry/la/", Some("/registry/la/5"), None, at)
+        .await
+        .unwrap();
+    let keys: Vec<_> = third.items.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(keys, ["/registry/la/6", "/registry/la/7", "/registry/la/8"]);
+    assert!(!third.more);
+    let counted = s
+        .list_at("/registry/la/", Some("/registry/la/7"), Some(0), at)
+        .await
+        .unwrap();
+    assert_eq!((counted.items.len(), counted.more), (0, true));
+    // At the current revision it is a plain list.
+    let now = s.current_revision().await.unwrap();
+    assert_eq!(
+        s.list_at("/registry/la/", None, None, now).await.unwrap(),
+        s.list("/registry/la/", None, None).await.unwrap()
+    );
+    compact(now).await;
+    match s.list_at("/registry/la/", Some(last), Some(3), at).await {
+        Err(StoreError::Compacted { requested, .. }) => assert_eq!(requested, at),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+}
+
 /// Events a conformance memory store keeps; the compactor pushes that many unrelated events.
 const MEMORY_HISTORY: usize = 256;
 
@@ -453,6 +669,10 @@ conformance!(
     case_paging_returns_every_key_once,
     case_list_revision,
     case_large_lists_are_complete_and_consistent,
+    case_concurrent_creates_of_one_name_have_one_winner,
+    case_a_conflicting_update_does_not_fail_concurrent_creates,
+    case_watch_resumes_from_every_revision_of_concurrent_writes,
+    case_list_at_reads_an_earlier_revision,
 );
 
 /// A key prefix isolates a store's keys and is invisible to its callers.

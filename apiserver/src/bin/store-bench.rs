@@ -1,9 +1,9 @@
 //! Store benchmark: creates/s, write-to-watch latency and memory per stored value, for the memory
 //! store and for an etcd store over a throwaway etcd, with raw etcd-client puts as the baseline.
 //!
-//! Run: `cargo run --release -p kruise-apiserver --bin store-bench` (needs Debian `etcd-server`
-//! for the etcd figures; they are skipped with a message otherwise). `--etcd-only` skips the
-//! memory store figures.
+//! Run: `cargo run --release -p kruise-apiserver --bin store-bench -- [flags]` (needs Debian
+//! `etcd-server` for the etcd figures; they are skipped with a message otherwise). `--help` lists
+//! the flags.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +12,72 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use futures::StreamExt;
 use kruise_apiserver::store::etcd_process::{EtcdProcess, EtcdProcessError};
-use kruise_apiserver::store::{EtcdStore, MemoryStore, Store};
+use kruise_apiserver::store::{EtcdStore, MemoryStore, Store, WriteBatching};
+
+const USAGE: &str = "\
+store-bench: store write throughput, watch latency and memory per value
+
+Usage: store-bench [flags]
+
+  --etcd-only            skip the memory store figures
+  --creates-only         etcd: only the creates/s rounds (no watch latency, no server RSS)
+  --creates N            objects created per measurement (default 10000)
+  --rounds N             alternating raw-put / raw-txn / store rounds on etcd (default 2)
+  --batch-ops N          etcd store: most writes per transaction (default 128)
+  --batch-in-flight N    etcd store: most write transactions outstanding (default 1)
+  --no-batching          etcd store: one transaction per write
+  --help                 this text
+";
+
+/// Command-line settings.
+struct Flags {
+    etcd_only: bool,
+    creates_only: bool,
+    creates: usize,
+    rounds: usize,
+    batching: WriteBatching,
+}
+
+impl Flags {
+    fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Self>> {
+        let mut flags = Flags {
+            etcd_only: false,
+            creates_only: false,
+            creates: CREATES,
+            rounds: ROUNDS,
+            batching: WriteBatching::default(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut number = |name: &str| -> anyhow::Result<usize> {
+                let value = args
+                    .next()
+                    .with_context(|| format!("{name} needs a value"))?;
+                let n: usize = value
+                    .parse()
+                    .with_context(|| format!("{name} {value:?} is not a number"))?;
+                anyhow::ensure!(n > 0, "{name} must be at least 1");
+                Ok(n)
+            };
+            match arg.as_str() {
+                "--help" | "-h" => return Ok(None),
+                "--etcd-only" => flags.etcd_only = true,
+                "--creates-only" => flags.creates_only = true,
+                "--creates" => flags.creates = number("--creates")?,
+                "--rounds" => flags.rounds = number("--rounds")?,
+                "--batch-ops" => flags.batching.max_ops = number("--batch-ops")?,
+                "--batch-in-flight" => flags.batching.max_in_flight = number("--batch-in-flight")?,
+                "--no-batching" => flags.batching = WriteBatching::disabled(),
+                other => bail!("unknown flag {other:?}\n\n{USAGE}"),
+            }
+        }
+        Ok(Some(flags))
+    }
+}
 
 const CLIENTS: usize = 16;
 const CREATES: usize = 10_000;
+const ROUNDS: usize = 2;
 const WATCHERS: usize = 100;
 const WATCHED_WRITES: usize = 1_000;
 const WRITE_INTERVAL: Duration = Duration::from_millis(2);
@@ -233,7 +295,7 @@ fn per_value(bytes: u64) -> String {
     )
 }
 
-async fn memory_figures() -> anyhow::Result<()> {
+async fn memory_figures(creates: usize) -> anyhow::Result<()> {
     // First, before other runs leave freed heap behind that the allocator would reuse.
     let growth = memory_growth(Arc::new(MemoryStore::new()), None).await?;
     println!(
@@ -242,7 +304,7 @@ async fn memory_figures() -> anyhow::Result<()> {
     );
 
     let memory = Arc::new(MemoryStore::new());
-    let rate = creates_per_second(memory.clone(), "/registry/configmaps/bench/", CREATES).await?;
+    let rate = creates_per_second(memory.clone(), "/registry/configmaps/bench/", creates).await?;
     println!("memory            creates/s: {rate:>10.0}");
     let (p50, p99) = watch_latency(memory.clone(), "/registry/watch/").await?;
     println!("memory            watch latency: p50 {p50:.3} ms, p99 {p99:.3} ms");
@@ -251,7 +313,7 @@ async fn memory_figures() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("store-bench-{}", std::process::id()));
     let persistent = Arc::new(MemoryStore::open(&dir)?);
     let rate =
-        creates_per_second(persistent.clone(), "/registry/configmaps/bench/", CREATES).await?;
+        creates_per_second(persistent.clone(), "/registry/configmaps/bench/", creates).await?;
     println!("memory+log ({})  creates/s: {rate:>10.0}", dir.display());
     let (p50, p99) = watch_latency(persistent.clone(), "/registry/watch/").await?;
     println!("memory+log        watch latency: p50 {p50:.3} ms, p99 {p99:.3} ms");
@@ -281,10 +343,15 @@ async fn memory_figures() -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    println!("store-bench: {CLIENTS} clients, {CREATES} creates; {WATCHERS} watchers x {WATCHED_WRITES} writes every {WRITE_INTERVAL:?}; {MEMORY_VALUES} pod values (~{} bytes)", pod_json(0).len());
+    let Some(flags) = Flags::parse(std::env::args().skip(1))? else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    let creates = flags.creates;
+    println!("store-bench: {CLIENTS} clients, {creates} creates; {WATCHERS} watchers x {WATCHED_WRITES} writes every {WRITE_INTERVAL:?}; {MEMORY_VALUES} pod values (~{} bytes)", pod_json(0).len());
 
-    if !std::env::args().any(|arg| arg == "--etcd-only") {
-        memory_figures().await?;
+    if !flags.etcd_only {
+        memory_figures(creates).await?;
     }
     let etcd = match EtcdProcess::start().await {
         Ok(etcd) => etcd,
@@ -298,23 +365,41 @@ async fn main() -> anyhow::Result<()> {
         "etcd at {} (data dir on tmpfs when /dev/shm exists)",
         etcd.endpoint()
     );
-    let store = Arc::new(EtcdStore::connect(&[etcd.endpoint()], "").await?);
+    let store = Arc::new(
+        EtcdStore::connect(&[etcd.endpoint()], "")
+            .await?
+            .with_write_batching(flags.batching),
+    );
+    println!(
+        "etcd store        write batching: {:?}",
+        store.write_batching()
+    );
     // Alternate baseline and store rounds so that neither profits from a warmer or emptier etcd.
     let (mut raw, mut raw_txn, mut rate) = (0f64, 0f64, 0f64);
-    for round in 0..2 {
-        let r = raw_puts_per_second(store.client(), CREATES, round).await?;
-        let t = raw_txns_per_second(store.client(), CREATES, round).await?;
+    let mut ratios = Vec::new();
+    for round in 0..flags.rounds {
+        let r = raw_puts_per_second(store.client(), creates, round).await?;
+        let t = raw_txns_per_second(store.client(), creates, round).await?;
+        let before = store.write_batch_stats();
         let s = creates_per_second(
             store.clone(),
             &format!("/registry/configmaps/round{round}/"),
-            CREATES,
+            creates,
         )
         .await?;
-        println!("etcd round {round}      raw puts/s {r:>8.0}, raw create txns/s {t:>8.0}, store creates/s {s:>8.0}");
+        let after = store.write_batch_stats();
+        let txns = after.txns - before.txns;
+        println!(
+            "etcd round {round}      raw puts/s {r:>8.0}, raw create txns/s {t:>8.0}, store creates/s {s:>8.0} = {:.0}% of raw puts ({txns} txns, {:.1} writes/txn)",
+            100.0 * s / r,
+            (after.committed - before.committed) as f64 / txns.max(1) as f64
+        );
+        ratios.push(s / r);
         raw = raw.max(r);
         raw_txn = raw_txn.max(t);
         rate = rate.max(s);
     }
+    ratios.sort_by(f64::total_cmp);
     println!("etcd raw put      puts/s:    {raw:>10.0} (best round)");
     println!("etcd raw txn      txns/s:    {raw_txn:>10.0} (best round; create-if-absent)");
     println!(
@@ -322,6 +407,14 @@ async fn main() -> anyhow::Result<()> {
         100.0 * rate / raw,
         100.0 * rate / raw_txn
     );
+    println!(
+        "etcd store        per-round ratio to raw puts of the same round: min {:.0}%, max {:.0}%",
+        100.0 * ratios[0],
+        100.0 * ratios[ratios.len() - 1]
+    );
+    if flags.creates_only {
+        return Ok(());
+    }
     let (p50, p99) = watch_latency(store.clone(), "/registry/watch/").await?;
     println!("etcd store        watch latency: p50 {p50:.3} ms, p99 {p99:.3} ms");
     let server = memory_growth(store.clone(), Some(etcd.pid())).await?;

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod negotiate;
 pub mod objects;
 pub mod openapi;
+pub mod paging;
 pub mod patching;
 pub mod rest;
 pub mod reviews;

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 
 use super::admission::{self, FieldValidation};
 use super::negotiate::{self, Output, Query};
-use super::{delete, filter::ListFilter, objects, subresources, table, watch, ApiState, Target};
+use super::{
+    delete, filter::ListFilter, objects, paging, subresources, table, watch, ApiState, Target,
+};
 use crate::errors::ApiError;
 use crate::metadata::{self, WriteScope};
 use crate::registry::ResourceDescriptor;
@@ -182,29 +184,6 @@ async fn get(ctx: &Ctx) -> Result<Response, ApiError> {
     Ok(render_object(ctx, obj, StatusCode::OK, &[]))
 }
 
-/// An opaque continue token: the last key returned and the list's revision.
-fn encode_continue(key: &str, revision: i64) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({"v": "meta.k8s.io/v1", "rv": revision, "start": key}).to_string())
-}
-
-fn decode_continue(token: &str) -> Result<(String, i64), ApiError> {
-    use base64::Engine;
-    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let value: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let start = value
-        .get("start")
-        .and_then(Value::as_str)
-        .ok_or_else(bad)?
-        .to_string();
-    let rv = value.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
-    Ok((start, rv))
-}
-
 fn check_list_options(query: &Query) -> Result<(), ApiError> {
     let invalid = |field: &str, msg: &str| {
         ApiError::invalid(
@@ -237,11 +216,38 @@ fn check_list_options(query: &Query) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Lists matching objects: `(items, list revision, continue token, remaining count)`.
+/// Why a list failed.
+enum ListError {
+    Api(ApiError),
+    /// The continue token's revision is no longer kept; the list may continue after `start` at
+    /// the current revision.
+    ContinueExpired {
+        start: String,
+    },
+}
+
+impl From<ApiError> for ListError {
+    fn from(e: ApiError) -> Self {
+        ListError::Api(e)
+    }
+}
+
+/// Lists matching objects: `(items, list revision, continue token)`. A continue token's pages
+/// read at the revision of the list's first page; a compacted one is 410 `Expired`.
 pub async fn list_items(
     ctx: &Ctx,
     filter: &ListFilter,
 ) -> Result<(Vec<Value>, i64, Option<String>), ApiError> {
+    list_pages(ctx, filter).await.map_err(|e| match e {
+        ListError::Api(e) => e,
+        ListError::ContinueExpired { .. } => paging::expired_error(),
+    })
+}
+
+async fn list_pages(
+    ctx: &Ctx,
+    filter: &ListFilter,
+) -> Result<(Vec<Value>, i64, Option<String>), ListError> {
     let prefix = ctx.desc.collection_prefix(ctx.namespace());
     let limit = ctx
         .query
@@ -250,24 +256,42 @@ pub async fn list_items(
         .map(|l| l as usize);
     let (mut start, mut first_revision) = match ctx.query.non_empty("continue") {
         Some(token) => {
-            let (start, rv) = decode_continue(token)?;
-            (Some(start), Some(rv))
+            let token = paging::decode(token)?;
+            let revision = (token.revision != paging::LATEST).then_some(token.revision);
+            (Some(token.start), revision)
         }
         None => (None, None),
     };
+    let continued = start.clone();
     let mut items = Vec::new();
     let mut continue_token = None;
     loop {
-        let page = ctx
-            .state
-            .store
-            .list(
-                &prefix,
-                start.as_deref(),
-                limit.map(|l| l.saturating_sub(items.len()).max(1)),
-            )
-            .await
-            .map_err(|e| ctx.store_error(e))?;
+        let page_limit = limit.map(|l| l.saturating_sub(items.len()).max(1));
+        let store = &ctx.state.store;
+        let page = match first_revision {
+            // Every page after the first reads the first page's snapshot.
+            Some(revision) => {
+                store
+                    .list_at(&prefix, start.as_deref(), page_limit, revision)
+                    .await
+            }
+            None => store.list(&prefix, start.as_deref(), page_limit).await,
+        };
+        let page = match (page, &continued) {
+            (Ok(page), _) => page,
+            (Err(StoreError::Compacted { requested, oldest }), Some(continued)) => {
+                tracing::debug!(
+                    prefix,
+                    requested,
+                    oldest,
+                    "continue token revision compacted: 410 Expired"
+                );
+                return Err(ListError::ContinueExpired {
+                    start: continued.clone(),
+                });
+            }
+            (Err(e), _) => return Err(ctx.store_error(e).into()),
+        };
         let revision = *first_revision.get_or_insert(page.revision);
         let mut last_key = None;
         for kv in &page.items {
@@ -279,7 +303,7 @@ pub async fn list_items(
         }
         match (limit, page.more, last_key) {
             (Some(l), true, Some(key)) if items.len() >= l => {
-                continue_token = Some(encode_continue(&key, revision));
+                continue_token = Some(paging::encode(&key, revision));
                 break;
             }
             (_, true, Some(key)) => start = Some(key),
@@ -292,7 +316,11 @@ pub async fn list_items(
 async fn list(ctx: &Ctx) -> Result<Response, ApiError> {
     check_list_options(&ctx.query)?;
     let filter = ListFilter::from_query(&ctx.query, &ctx.desc)?;
-    let (items, revision, continue_token) = list_items(ctx, &filter).await?;
+    let (items, revision, continue_token) = match list_pages(ctx, &filter).await {
+        Ok(listed) => listed,
+        Err(ListError::Api(e)) => return Err(e),
+        Err(ListError::ContinueExpired { start }) => return Ok(paging::expired_response(&start)),
+    };
     let mut list_meta = json!({"resourceVersion": revision.to_string()});
     if let Some(token) = &continue_token {
         list_meta["continue"] = json!(token);

@@ -2,7 +2,9 @@
 //!
 //! Keys look like `/registry/{group}/{resource}/{namespace}/{name}` (`core` for the empty group,
 //! no namespace segment for cluster-scoped resources). Values are the objects' JSON. Every write
-//! gets the next global revision, which the API layer exposes as `metadata.resourceVersion`.
+//! gets a global revision newer than all before it, which the API layer exposes as
+//! `metadata.resourceVersion` (the memory store gives each write its own; the etcd store's
+//! concurrent writes committed in one transaction share one).
 
 use std::pin::Pin;
 
@@ -14,10 +16,12 @@ pub mod etcd;
 pub mod etcd_process;
 pub mod memory;
 
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdStore, WriteBatchStats, WriteBatching};
 pub use memory::{MemoryStore, MemoryStoreConfig, PersistError};
 
-/// A global, monotonically increasing store revision (etcd's `mod_revision`).
+/// A global, monotonically increasing store revision (etcd's `mod_revision`). Several writes may
+/// share one revision (the etcd store commits concurrent writes in one transaction); their watch
+/// events are then delivered together, and a watch "after" that revision skips all of them.
 pub type Revision = i64;
 
 /// One stored value with its revisions.
@@ -125,6 +129,18 @@ pub trait Store: Send + Sync + 'static {
         prefix: &str,
         start_after: Option<&str>,
         limit: Option<usize>,
+    ) -> Result<ListResult, StoreError>;
+
+    /// [`Store::list`] as of the earlier `revision` (the continuation of a paged list read at
+    /// that revision): keys, values and `more` as they were then; the result's revision is
+    /// `revision`. `Compacted` once that revision is no longer kept (etcd: compacted; memory
+    /// store: older than its history window); a revision the store has not reached is `Internal`.
+    async fn list_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        revision: Revision,
     ) -> Result<ListResult, StoreError>;
 
     /// Creates `key`; fails with `AlreadyExists` if it is present.

@@ -21,6 +21,7 @@
 //! watchers only once durable; periodic snapshots truncate the log. See `persist` for the format
 //! and the recovery rules. One process at a time may open a directory (not enforced).
 
+mod past;
 mod persist;
 mod wal;
 mod watch;
@@ -43,6 +44,11 @@ use self::watch::{MemoryWatch, Offer, Watcher};
 use super::{
     EventKind, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent, WatchStream,
 };
+
+/// How often, and how far apart, [`Store::list_at`] looks again while writes are in flight to
+/// the log.
+const LIST_AT_ATTEMPTS: u32 = 5_000;
+const LIST_AT_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Tunables of a [`MemoryStore`].
 #[derive(Clone, Debug)]
@@ -420,6 +426,32 @@ impl Store for MemoryStore {
             items,
             revision: state.revision,
             more,
+        })
+    }
+
+    async fn list_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        revision: Revision,
+    ) -> Result<ListResult, StoreError> {
+        // Events being written to the log are briefly in neither the queue nor the history.
+        for _ in 0..LIST_AT_ATTEMPTS {
+            let listed = self
+                .shared
+                .lock()?
+                .list_at(prefix, start_after, limit, revision)?;
+            if let Some(listed) = listed {
+                return Ok(listed);
+            }
+            tokio::time::sleep(LIST_AT_PAUSE).await;
+        }
+        Err(StoreError::Unavailable {
+            message: format!(
+                "listing at revision {revision}: the store log did not catch up within {:?}",
+                LIST_AT_PAUSE * LIST_AT_ATTEMPTS
+            ),
         })
     }
 

@@ -1,21 +1,28 @@
-//! The etcd backend: every store operation is one etcd request (a transaction for writes).
+//! The etcd backend: reads are single etcd requests; writes are transactions, grouped by
+//! [`batch`] so that writes queued while earlier transactions are in flight share one.
 //!
 //! Keys are stored under a configurable prefix (empty by default, so `/registry/...` keys are
 //! stored as given); revisions are etcd's, so `resourceVersion` = the key's mod revision and a
-//! list's revision = the response header revision. Watches are etcd watches from `after + 1` with
-//! `prev_kv`; a compacted start revision yields [`StoreError::Compacted`] as the first item.
+//! list's revision = the response header revision. Writes committed in one batch share their
+//! transaction's revision. Watches are etcd watches from `after + 1` with `prev_kv`; a compacted
+//! start revision yields [`StoreError::Compacted`] as the first item.
+
+mod batch;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KvClient,
-    PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+    Client, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnResponse, WatchOptions,
 };
 use futures::StreamExt;
 use tonic::Code;
+
+use self::batch::{Batcher, WriteOp};
+pub use self::batch::{WriteBatchStats, WriteBatching, DEFAULT_MAX_BATCH_BYTES, ETCD_MAX_TXN_OPS};
 
 use super::{
     EventKind, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent, WatchStream,
@@ -37,6 +44,8 @@ pub struct EtcdStore {
     client: Client,
     prefix: String,
     request_timeout: Duration,
+    /// The write queue, shared by clones.
+    batcher: Arc<Batcher>,
 }
 
 /// Maps an etcd client error: transport trouble is `Unavailable` (retryable), the rest internal.
@@ -65,6 +74,28 @@ fn map_err(e: etcd_client::Error) -> StoreError {
             message: other.to_string(),
         },
     }
+}
+
+/// Maps the error of a range read at `revision`: a compacted revision is
+/// [`StoreError::Compacted`] (etcd does not say up to where it compacted, so `oldest` is the
+/// lower bound `revision + 1`), a revision etcd has not reached yet is internal.
+fn map_range_err(e: etcd_client::Error, revision: Revision) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = &e {
+        if status.code() == Code::OutOfRange {
+            if status.message().contains("compacted") {
+                return StoreError::Compacted {
+                    requested: revision,
+                    oldest: revision + 1,
+                };
+            }
+            if status.message().contains("future revision") {
+                return StoreError::Internal {
+                    message: format!("listing at revision {revision}: {}", status.message()),
+                };
+            }
+        }
+    }
+    map_err(e)
 }
 
 /// The first key after every key starting with `prefix` (etcd's range end for a prefix).
@@ -115,7 +146,25 @@ impl EtcdStore {
             client,
             prefix: prefix.into(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            batcher: Arc::new(Batcher::new(WriteBatching::default())),
         }
+    }
+
+    /// Replaces the group-commit settings (default: [`WriteBatching::default`]). The store gets a
+    /// new, empty write queue; call this before sharing the store.
+    pub fn with_write_batching(mut self, batching: WriteBatching) -> Self {
+        self.batcher = Arc::new(Batcher::new(batching));
+        self
+    }
+
+    /// The group-commit settings in effect.
+    pub fn write_batching(&self) -> WriteBatching {
+        self.batcher.config()
+    }
+
+    /// Group-commit counters (transactions sent, operations committed and rejected).
+    pub fn write_batch_stats(&self) -> WriteBatchStats {
+        self.batcher.stats()
     }
 
     /// Overrides the bound on each unary request (default 10 s).
@@ -159,8 +208,17 @@ impl EtcdStore {
         &self,
         call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, StoreError> {
+        self.bounded_with(call, map_err).await
+    }
+
+    /// [`Self::bounded`] with a custom mapping of etcd's errors.
+    async fn bounded_with<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+        map: impl FnOnce(etcd_client::Error) -> StoreError,
+    ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.request_timeout, call).await {
-            Ok(result) => result.map_err(map_err),
+            Ok(result) => result.map_err(map),
             Err(_) => Err(StoreError::Unavailable {
                 message: format!("etcd request timed out after {:?}", self.request_timeout),
             }),
@@ -176,36 +234,6 @@ impl EtcdStore {
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
         let mut kv = self.kv();
         self.bounded(kv.txn(txn)).await
-    }
-
-    /// The key's current value from a failed transaction's `or_else` get.
-    fn current_from(&self, response: &TxnResponse) -> Result<Option<KeyValue>, StoreError> {
-        for op in response.op_responses() {
-            if let TxnOpResponse::Get(get) = op {
-                return get.kvs().first().map(|kv| self.to_kv(kv)).transpose();
-            }
-        }
-        Ok(None)
-    }
-
-    /// Why a conditional write on `key` expecting `expected` failed.
-    fn precondition_failed(
-        &self,
-        key: &str,
-        expected: Revision,
-        response: &TxnResponse,
-    ) -> StoreError {
-        match self.current_from(response) {
-            Ok(Some(current)) => StoreError::Conflict {
-                key: key.to_owned(),
-                expected,
-                actual: current.mod_revision,
-            },
-            Ok(None) => StoreError::NotFound {
-                key: key.to_owned(),
-            },
-            Err(e) => e,
-        }
     }
 }
 
@@ -226,19 +254,15 @@ fn header_revision(response: &TxnResponse) -> Result<Revision, StoreError> {
         })
 }
 
-#[async_trait]
-impl Store for EtcdStore {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut kv = self.kv();
-        let response = self.bounded(kv.get(self.full_key(key), None)).await?;
-        response.kvs().first().map(|kv| self.to_kv(kv)).transpose()
-    }
-
-    async fn list(
+impl EtcdStore {
+    /// Keys under `prefix` after `start_after`, at most `limit`, read at `at` (or at the current
+    /// revision) in pages of [`LIST_PAGE`] keys that all read the first page's revision.
+    async fn read_range(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: Option<usize>,
+        at: Option<Revision>,
     ) -> Result<ListResult, StoreError> {
         let full_prefix = self.full_key(prefix);
         let range_end = prefix_end(&full_prefix);
@@ -253,11 +277,23 @@ impl Store for EtcdStore {
         let mut kv = self.kv();
         if limit == Some(0) {
             // etcd reads a limit of 0 as "no limit": count instead, to tell whether keys follow.
-            let options = GetOptions::new().with_range(range_end).with_count_only();
-            let response = self.bounded(kv.get(start, Some(options))).await?;
+            let mut options = GetOptions::new().with_range(range_end).with_count_only();
+            if let Some(at) = at {
+                options = options.with_revision(at);
+            }
+            let response = match at {
+                Some(at) => {
+                    self.bounded_with(kv.get(start, Some(options)), |e| map_range_err(e, at))
+                        .await?
+                }
+                None => self.bounded(kv.get(start, Some(options))).await?,
+            };
             return Ok(ListResult {
                 items: Vec::new(),
-                revision: response_revision(response.header())?,
+                revision: match at {
+                    Some(at) => at,
+                    None => response_revision(response.header())?,
+                },
                 more: response.count() > 0,
             });
         }
@@ -265,7 +301,7 @@ impl Store for EtcdStore {
         // large list is one consistent snapshot without one huge response.
         let wanted = limit.unwrap_or(usize::MAX);
         let mut items = Vec::new();
-        let mut revision = None;
+        let mut revision = at;
         loop {
             let page = (wanted - items.len()).min(LIST_PAGE);
             let mut options = GetOptions::new()
@@ -274,8 +310,18 @@ impl Store for EtcdStore {
             if let Some(revision) = revision {
                 options = options.with_revision(revision);
             }
-            let response = self.bounded(kv.get(start.clone(), Some(options))).await?;
-            let read_at = *revision.get_or_insert(response_revision(response.header())?);
+            let call = kv.get(start.clone(), Some(options));
+            let response = match at {
+                // The caller's revision: compaction is the caller's to handle (410 Expired).
+                Some(at) => self.bounded_with(call, |e| map_range_err(e, at)).await?,
+                // Later pages of a list read at the first page's revision, which etcd may compact
+                // meanwhile; `map_err` makes that retryable (a retry reads a fresh revision).
+                None => self.bounded(call).await?,
+            };
+            let read_at = match revision {
+                Some(read_at) => read_at,
+                None => *revision.insert(response_revision(response.header())?),
+            };
             for kv in response.kvs() {
                 items.push(self.to_kv(kv)?);
             }
@@ -295,25 +341,38 @@ impl Store for EtcdStore {
             }
         }
     }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let mut kv = self.kv();
+        let response = self.bounded(kv.get(self.full_key(key), None)).await?;
+        response.kvs().first().map(|kv| self.to_kv(kv)).transpose()
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<ListResult, StoreError> {
+        self.read_range(prefix, start_after, limit, None).await
+    }
+
+    async fn list_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        revision: Revision,
+    ) -> Result<ListResult, StoreError> {
+        self.read_range(prefix, start_after, limit, Some(revision))
+            .await
+    }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
-        let full = self.full_key(key);
-        let txn = Txn::new()
-            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(full, value.to_vec(), None)]);
-        let response = self.txn(txn).await?;
-        if !response.succeeded() {
-            return Err(StoreError::AlreadyExists {
-                key: key.to_owned(),
-            });
-        }
-        let revision = header_revision(&response)?;
-        Ok(KeyValue {
-            key: key.to_owned(),
-            value,
-            create_revision: revision,
-            mod_revision: revision,
-        })
+        self.queue_write(key, WriteOp::Create(value)).await
     }
 
     async fn update(
@@ -322,76 +381,12 @@ impl Store for EtcdStore {
         value: Bytes,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
-        let full = self.full_key(key);
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                full.clone(),
-                CompareOp::Equal,
-                expected,
-            )])
-            .and_then([TxnOp::put(
-                full.clone(),
-                value.to_vec(),
-                Some(PutOptions::new().with_prev_key()),
-            )])
-            .or_else([TxnOp::get(full, None)]);
-        let response = self.txn(txn).await?;
-        if !response.succeeded() {
-            return Err(self.precondition_failed(key, expected, &response));
-        }
-        let revision = header_revision(&response)?;
-        let create_revision = response
-            .op_responses()
-            .into_iter()
-            .find_map(|op| match op {
-                TxnOpResponse::Put(put) => put.prev_key().map(|kv| kv.create_revision()),
-                _ => None,
-            })
-            .ok_or_else(|| StoreError::Internal {
-                message: format!("etcd update of {key} returned no previous value"),
-            })?;
-        Ok(KeyValue {
-            key: key.to_owned(),
-            value,
-            create_revision,
-            mod_revision: revision,
-        })
+        self.queue_write(key, WriteOp::Update(value, expected))
+            .await
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
-        let full = self.full_key(key);
-        let mut txn = Txn::new();
-        if let Some(expected) = expected {
-            txn = txn.when([Compare::mod_revision(
-                full.clone(),
-                CompareOp::Equal,
-                expected,
-            )]);
-        }
-        let txn = txn
-            .and_then([TxnOp::delete(
-                full.clone(),
-                Some(DeleteOptions::new().with_prev_key()),
-            )])
-            .or_else([TxnOp::get(full, None)]);
-        let response = self.txn(txn).await?;
-        if !response.succeeded() {
-            return Err(self.precondition_failed(key, expected.unwrap_or(0), &response));
-        }
-        let revision = header_revision(&response)?;
-        let deleted = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Delete(delete) => delete.prev_kvs().first().cloned(),
-            _ => None,
-        });
-        match deleted {
-            Some(last) => Ok(KeyValue {
-                mod_revision: revision,
-                ..self.to_kv(&last)?
-            }),
-            None => Err(StoreError::NotFound {
-                key: key.to_owned(),
-            }),
-        }
+        self.queue_write(key, WriteOp::Delete(expected)).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
