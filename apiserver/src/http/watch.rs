@@ -203,14 +203,12 @@ async fn pump(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut last_revision = start;
     loop {
+        // Biased, events before the ticker and the deadline: several objects can share one
+        // revision (one etcd transaction), and the store stream only pauses once a revision is
+        // complete, so bookmarks and the timeout never split a revision a client resumes from.
         tokio::select! {
-            _ = &mut deadline => return,
+            biased;
             _ = tx.closed() => return,
-            _ = ticker.tick(), if bookmarks => {
-                if tx.send(Ok(encoder.bookmark(last_revision, false))).await.is_err() {
-                    return;
-                }
-            }
             event = stream.next() => {
                 let event = match event {
                     None => return,
@@ -249,6 +247,12 @@ async fn pump(
                     if tx.send(Ok(line(event_type, object))).await.is_err() {
                         return;
                     }
+                }
+            }
+            _ = &mut deadline => return,
+            _ = ticker.tick(), if bookmarks => {
+                if tx.send(Ok(encoder.bookmark(last_revision, false))).await.is_err() {
+                    return;
                 }
             }
         }
