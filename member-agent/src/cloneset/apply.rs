@@ -1,7 +1,6 @@
 //! Executes a CloneSet [`Plan`] against the API server: creates, updates and deletes, nothing else.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
@@ -11,21 +10,17 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
 use super::plan::{Plan, PodCreate, Refresh, UpdateAction, INSTANCE_ID_LABEL};
 use super::{Context, Error};
-use crate::inplace::{self, REASON_START};
+use crate::inplace;
 use crate::lifecycle::{self, LifecycleState};
-use crate::metrics::{ControllerName, WriteKind};
-use crate::podpatch;
-use crate::pods::{IN_PLACE_UPDATE_READY, SPECIFIED_DELETE_LABEL};
+use crate::pods::SPECIFIED_DELETE_LABEL;
 use crate::revision::{self, CONTROLLER_REVISION_HASH, POD_TEMPLATE_HASH};
+use crate::workload::apply as write;
 
-const CONCURRENCY: usize = 32;
 const ID_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// What executing a plan changed and what failed.
@@ -152,107 +147,15 @@ impl PodFactory<'_> {
     }
 }
 
-async fn timed<T>(
-    ctx: &Context,
-    kind: WriteKind,
-    obj: &str,
-    fut: impl Future<Output = Result<T, kube::Error>>,
-) -> Result<T, Error> {
-    let res = match tokio::time::timeout(ctx.write_timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(Error::Write {
-            kind,
-            obj: obj.to_string(),
-            source,
-        }),
-        Err(_) => Err(Error::Timeout {
-            kind,
-            obj: obj.to_string(),
-        }),
-    };
-    ctx.metrics
-        .observe_write(ControllerName::CloneSet, kind, res.is_ok());
-    res
-}
+pub use crate::workload::apply::mutate_pod;
 
-fn is_status(e: &Error, code: u16) -> bool {
-    matches!(e, Error::Write { source: kube::Error::Api(s), .. } if s.code == code)
-}
-
-/// Reads a pod fresh, applies `f`, and writes it back if `f` changed it; retries conflicts.
-/// Returns the written pod, or `None` when nothing changed or the pod is gone.
-pub async fn mutate_pod(
-    ctx: &Context,
-    api: &Api<Pod>,
-    ns: &str,
-    name: &str,
-    status: bool,
-    f: impl Fn(&mut Pod) -> bool,
-) -> Result<Option<Pod>, Error> {
-    let kind = if status {
-        WriteKind::UpdatePodStatus
-    } else {
-        WriteKind::UpdatePod
-    };
-    // Fast path: one strategic-merge patch computed against the cached pod.
-    if let Some(cached) = ctx.pods.get(&ObjectRef::new(name).within(ns)) {
-        let mut new = (*cached).clone();
-        if !f(&mut new) {
-            return Ok(None);
-        }
-        let patch = if status {
-            podpatch::status_patch(&cached, &new)
-        } else {
-            podpatch::spec_patch(&cached, &new)
-        };
-        if let Some(patch) = patch {
-            let pp = PatchParams::default();
-            let p = Patch::Strategic(patch);
-            let res = if status {
-                timed(ctx, kind, name, api.patch_status(name, &pp, &p)).await
-            } else {
-                timed(ctx, kind, name, api.patch(name, &pp, &p)).await
-            };
-            match res {
-                Ok(p) => return Ok(Some(p)),
-                Err(e) if is_status(&e, 404) => return Ok(None),
-                Err(e) if is_status(&e, 415) || is_status(&e, 422) || is_status(&e, 400) => {}
-                Err(e) => return Err(e),
-            }
-        }
+/// The shared housekeeping step of a CloneSet one.
+fn shared_refresh(r: &Refresh) -> write::Refresh {
+    match r {
+        Refresh::SetInPlaceReady(v) => write::Refresh::SetInPlaceReady(*v),
+        Refresh::FinishGrace => write::Refresh::FinishGrace,
+        Refresh::Lifecycle(s) => write::Refresh::Lifecycle(*s),
     }
-    for attempt in 0..5 {
-        let Some(mut pod) = timed(ctx, kind, name, api.get_opt(name)).await? else {
-            return Ok(None);
-        };
-        if !f(&mut pod) {
-            return Ok(None);
-        }
-        let res = if status {
-            timed(
-                ctx,
-                kind,
-                name,
-                api.replace_status(name, &PostParams::default(), &pod),
-            )
-            .await
-        } else {
-            timed(
-                ctx,
-                kind,
-                name,
-                api.replace(name, &PostParams::default(), &pod),
-            )
-            .await
-        };
-        match res {
-            Ok(p) => return Ok(Some(p)),
-            Err(e) if is_status(&e, 409) && attempt < 4 => continue,
-            Err(e) if is_status(&e, 404) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
 }
 
 /// Executes a plan. Creates go in slow-start batches (1, 2, 4, ...) that stop at the first error.
@@ -272,77 +175,11 @@ pub async fn apply(
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
 
     // Housekeeping: conditions (status) and metadata/spec changes, grouped per pod.
-    let mut by_pod: BTreeMap<&str, Vec<&Refresh>> = BTreeMap::new();
-    for (name, r) in &plan.refresh {
-        by_pod.entry(name).or_default().push(r);
-    }
-    let owned_steps: Vec<(String, Vec<Refresh>)> = by_pod
-        .into_iter()
-        .map(|(n, steps)| (n.to_string(), steps.into_iter().cloned().collect()))
-        .collect();
-    let results: Vec<Result<(), Error>> = stream::iter(owned_steps)
-        .map(|(name, steps)| {
-            let pods = &pods;
-            let key = &key;
-            let ns = ns.as_str();
-            async move {
-                let name = name.as_str();
-                let cond = steps.iter().find_map(|r| match r {
-                    Refresh::SetInPlaceReady(v) => Some(*v),
-                    _ => None,
-                });
-                if let Some(v) = cond {
-                    if let Some(p) = mutate_pod(ctx, pods, ns, name, true, |p| {
-                        inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now)
-                    })
-                    .await?
-                    {
-                        ctx.expectations.expect_update(
-                            key,
-                            name,
-                            p.metadata.resource_version.as_deref(),
-                        );
-                    }
-                }
-                let meta: Vec<Refresh> = steps
-                    .into_iter()
-                    .filter(|r| !matches!(r, Refresh::SetInPlaceReady(_)))
-                    .collect();
-                if !meta.is_empty() {
-                    let written = mutate_pod(ctx, pods, ns, name, false, |p| {
-                        let mut changed = false;
-                        for r in &meta {
-                            match r {
-                                Refresh::FinishGrace => changed |= inplace::finish_grace(p, now),
-                                Refresh::Lifecycle(s) => {
-                                    if lifecycle::state(p) != *s {
-                                        lifecycle::set_state(p, *s, now);
-                                        changed = true;
-                                    }
-                                }
-                                Refresh::SetInPlaceReady(_) => {}
-                            }
-                        }
-                        changed
-                    })
-                    .await?;
-                    if let Some(p) = written {
-                        ctx.expectations.expect_update(
-                            key,
-                            name,
-                            p.metadata.resource_version.as_deref(),
-                        );
-                    }
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(e) = results.into_iter().find_map(Result::err) {
-        out.update_error = Some(e);
-    }
+    let steps = plan
+        .refresh
+        .iter()
+        .map(|(name, r)| (name.clone(), shared_refresh(r)));
+    out.update_error = write::refresh_pods(ctx, &pods, &key, steps, now).await;
 
     for name in &plan.regret {
         match mutate_pod(ctx, &pods, &ns, name, false, |p| {
@@ -381,23 +218,17 @@ pub async fn apply(
 
     for d in &plan.delete {
         let res = if d.pre_delete {
-            mutate_pod(ctx, &pods, &ns, &d.name, false, |p| {
-                if lifecycle::state(p) == LifecycleState::PreparingDelete {
-                    return false;
-                }
-                lifecycle::set_state(p, LifecycleState::PreparingDelete, now);
-                true
-            })
-            .await
-            .map(|written| {
-                if let Some(p) = written {
-                    ctx.expectations.expect_update(
-                        &key,
-                        &d.name,
-                        p.metadata.resource_version.as_deref(),
-                    );
-                }
-            })
+            write::mark_pre_delete(ctx, &pods, &ns, &d.name, now)
+                .await
+                .map(|written| {
+                    if let Some(p) = written {
+                        ctx.expectations.expect_update(
+                            &key,
+                            &d.name,
+                            p.metadata.resource_version.as_deref(),
+                        );
+                    }
+                })
         } else {
             delete_pod(ctx, &pods, &pvcs, &d.name, &key, &uid).await
         };
@@ -420,24 +251,6 @@ pub async fn apply(
             async move {
                 let written = match &u.action {
                     UpdateAction::InPlace(spec) => {
-                        let gated = mutate_pod(ctx, pods, ns, &u.name, true, |p| {
-                            inplace::has_readiness_gate(p)
-                                && (inplace::set_condition(
-                                    p,
-                                    IN_PLACE_UPDATE_READY,
-                                    false,
-                                    Some(REASON_START),
-                                    now,
-                                ) | inplace::set_condition(
-                                    p,
-                                    "Ready",
-                                    false,
-                                    Some(REASON_START),
-                                    now,
-                                ))
-                        })
-                        .await?;
-                        let _ = gated;
                         let mut labels = BTreeMap::new();
                         let hash = revision::short_hash(&u.revision).to_string();
                         labels.insert(
@@ -449,27 +262,18 @@ pub async fn apply(
                             },
                         );
                         labels.insert(POD_TEMPLATE_HASH.to_string(), hash);
-                        mutate_pod(ctx, pods, ns, &u.name, false, |p| {
-                            inplace::begin_update(p, spec, &labels, now);
-                            lifecycle::set_state(p, LifecycleState::Updating, now);
-                            true
-                        })
-                        .await?
+                        write::begin_in_place(ctx, pods, ns, &u.name, spec, &labels, now)
+                            .await?
+                            .updated
                     }
                     UpdateAction::PrepareUpdate { readd_hook } => {
                         let hook = cs
                             .spec
                             .lifecycle
                             .as_ref()
-                            .and_then(|l| l.in_place_update.clone());
-                        mutate_pod(ctx, pods, ns, &u.name, false, |p| {
-                            if *readd_hook {
-                                lifecycle::add_hook(p, hook.as_ref());
-                            }
-                            lifecycle::set_state(p, LifecycleState::PreparingUpdate, now);
-                            true
-                        })
-                        .await?
+                            .and_then(|l| l.in_place_update.as_ref());
+                        write::prepare_update(ctx, pods, ns, &u.name, hook, *readd_hook, now)
+                            .await?
                     }
                     UpdateAction::Recreate => {
                         mutate_pod(ctx, pods, ns, &u.name, false, |p| {
@@ -498,7 +302,7 @@ pub async fn apply(
                 Ok(())
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(write::CONCURRENCY)
         .collect()
         .await;
     if let Some(e) = results.into_iter().find_map(Result::err) {
@@ -543,44 +347,14 @@ async fn create_pods(
         let results: Vec<Result<(), Error>> = stream::iter(now_batch.to_vec())
             .map(|(rev, id)| async move {
                 let (rev, id) = (&rev, &id);
-                for pvc in factory.pvcs(id) {
-                    let name = pvc.name_any();
-                    match timed(
-                        ctx,
-                        WriteKind::Pvc,
-                        &name,
-                        pvcs.create(&PostParams::default(), &pvc),
-                    )
-                    .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if is_status(&e, 409) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
                 let Some(pod) = factory.pod(rev, id, now) else {
                     return Err(Error::MissingRevision {
                         revision: rev.clone(),
                     });
                 };
-                let name = pod.name_any();
-                ctx.expectations.expect_create(key, &name);
-                match timed(
-                    ctx,
-                    WriteKind::CreatePod,
-                    &name,
-                    pods.create(&PostParams::default(), &pod),
-                )
-                .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        ctx.expectations.forget_create(key, &name);
-                        Err(e)
-                    }
-                }
+                write::create_pod_with_claims(ctx, pods, pvcs, key, factory.pvcs(id), &pod).await
             })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(write::CONCURRENCY)
             .collect()
             .await;
         if let Some(e) = results.into_iter().find_map(Result::err) {
@@ -605,19 +379,7 @@ async fn delete_pod(
         .iter()
         .find(|p| p.metadata.name.as_deref() == Some(name) && p.namespace().as_deref() == Some(ns))
         .and_then(|p| super::plan::instance_id(p.metadata.labels.as_ref()).map(str::to_string));
-    ctx.expectations.expect_delete(key, name);
-    match timed(
-        ctx,
-        WriteKind::DeletePod,
-        name,
-        pods.delete(name, &DeleteParams::default()),
-    )
-    .await
-    {
-        Ok(_) => {}
-        Err(e) if is_status(&e, 404) => {}
-        Err(e) => return Err(e),
-    }
+    write::delete_pod(ctx, pods, key, name).await?;
     if let Some(id) = id {
         delete_pvcs_of(ctx, pvcs, &id, owner_uid).await?;
     }
@@ -639,18 +401,7 @@ async fn delete_pvcs_of(
         .map(|p| p.name_any())
         .collect();
     for name in names {
-        match timed(
-            ctx,
-            WriteKind::Pvc,
-            &name,
-            pvcs.delete(&name, &DeleteParams::default()),
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(e) if is_status(&e, 404) => {}
-            Err(e) => return Err(e),
-        }
+        write::delete_claim(ctx, pvcs, &name).await?;
     }
     Ok(())
 }
