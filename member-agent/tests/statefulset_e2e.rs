@@ -386,6 +386,149 @@ async fn in_place_update_with_max_unavailable_and_partition() -> anyhow::Result<
     Ok(())
 }
 
+/// Storage requested by each claim, by claim name.
+async fn claim_storage(env: &Env) -> BTreeMap<String, String> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), "default");
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let q = c
+                .spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")?
+                .0
+                .clone();
+            Some((c.name_any(), q))
+        })
+        .collect()
+}
+
+fn data_template(storage: &str) -> serde_json::Value {
+    json!([{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_grow_with_the_rolling_update_and_never_shrink() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let mut env = Env::cluster(2, &["--readiness-delay-ms", "300"]).await?;
+    env.start_agent(&["--feature-gates", "StatefulSetAutoResizePVCGate=true"])?;
+    let spec = |vct: serde_json::Value| {
+        json!({
+            "podManagementPolicy": "Parallel",
+            "volumeClaimTemplates": vct,
+            "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+                "podUpdatePolicy": "InPlaceIfPossible", "maxUnavailable": 1}}
+        })
+    };
+    statefulsets(&env)
+        .create(
+            &PostParams::default(),
+            &statefulset("grow", 2, "example.com/db:v1", spec(data_template("1Gi"))),
+        )
+        .await?;
+    let before = identities(&env.wait_ready("grow", 2, 60).await?);
+    wait_status(&env, "grow", 2, 2, 30).await?;
+    let want = |q: &str| {
+        BTreeMap::from([
+            ("data-grow-0".to_string(), q.to_string()),
+            ("data-grow-1".to_string(), q.to_string()),
+        ])
+    };
+    assert_eq!(claim_storage(&env).await, want("1Gi"));
+
+    // A larger template: each claim grows once its pod is on the new revision.
+    patch_sts(
+        &env,
+        "grow",
+        json!({"spec": {"volumeClaimTemplates": data_template("2Gi"),
+            "template": {"spec": {"containers": [{"name": "main", "image": "example.com/db:v2"}]}}}}),
+    )
+    .await?;
+    wait_status(&env, "grow", 2, 2, 60).await?;
+    eventually(30, "claims resized to 2Gi", || async {
+        (claim_storage(&env).await == want("2Gi")).then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+    let pods = env.wait_ready("grow", 2, 30).await?;
+    assert_eq!(identities(&pods), before, "the pods were updated in place");
+    let vc = eventually(30, "status.volumeClaims all compatible", || async {
+        let st = statefulsets(&env).get("grow").await.ok()?.status?;
+        let vc = st.volume_claims?;
+        (vc.len() == 1 && vc[0].compatible_ready_replicas == 2).then_some(vc)
+    })
+    .await
+    .with_context(|| env.logs())?;
+    assert_eq!(
+        (vc[0].volume_claim_name.as_str(), vc[0].compatible_replicas),
+        ("data", 2)
+    );
+
+    // A smaller template is accepted but the claims keep their size.
+    patch_sts(
+        &env,
+        "grow",
+        json!({"spec": {"volumeClaimTemplates": data_template("1Gi"),
+            "template": {"spec": {"containers": [{"name": "main", "image": "example.com/db:v3"}]}}}}),
+    )
+    .await?;
+    wait_status(&env, "grow", 2, 2, 60).await?;
+    let pods = env.wait_ready("grow", 2, 30).await?;
+    assert!(pods.iter().all(|p| image(p) == "example.com/db:v3"));
+    assert_eq!(claim_storage(&env).await, want("2Gi"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_keep_their_size_without_the_gate() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    let spec = json!({
+        "podManagementPolicy": "Parallel",
+        "volumeClaimTemplates": data_template("1Gi"),
+        "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"},
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+            "podUpdatePolicy": "InPlaceIfPossible", "maxUnavailable": 1}}
+    });
+    statefulsets(&env)
+        .create(
+            &PostParams::default(),
+            &statefulset("fixed", 2, "example.com/db:v1", spec),
+        )
+        .await?;
+    env.wait_ready("fixed", 2, 60).await?;
+    patch_sts(
+        &env,
+        "fixed",
+        json!({"spec": {"volumeClaimTemplates": data_template("2Gi"),
+            "template": {"spec": {"containers": [{"name": "main", "image": "example.com/db:v2"}]}}}}),
+    )
+    .await?;
+    wait_status(&env, "fixed", 2, 2, 60).await?;
+    let storage = claim_storage(&env).await;
+    assert_eq!(storage.get("data-fixed-0").map(String::as_str), Some("1Gi"));
+    assert_eq!(storage.get("data-fixed-1").map(String::as_str), Some("1Gi"));
+    let st = statefulsets(&env)
+        .get("fixed")
+        .await?
+        .status
+        .context("status")?;
+    assert_eq!(
+        st.volume_claims, None,
+        "volumeClaims is reported only with the gate"
+    );
+    Ok(())
+}
+
 fn review(op: &str, version: &str, object: serde_json::Value) -> serde_json::Value {
     json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

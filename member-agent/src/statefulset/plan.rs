@@ -181,7 +181,7 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
             None => condemned.push((i32::MAX, p)),
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
 
     if s.when_scaled == Retention::Delete {
         let live: BTreeSet<i32> = obs

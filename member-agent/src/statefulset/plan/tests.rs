@@ -10,6 +10,11 @@ use kruise_api::apps::common::{
 };
 use serde_json::json;
 
+/// `(ordinal, revision, ready)` of each pod present.
+type PodsSpec<'a> = &'a [(i32, &'a str, bool)];
+/// `(claim, storage)` pairs.
+type ClaimsSpec<'a> = &'a [(&'a str, &'a str)];
+
 const OLD: &str = "web-old";
 const NEW: &str = "web-new";
 
@@ -106,7 +111,7 @@ fn updated(p: &Plan) -> Vec<&str> {
 fn ordered_ready_creates_one_at_a_time_in_order() {
     let s = settings(3);
     // (pods present, expected creates, expected wait)
-    let steps: &[(&[(i32, &str, bool)], &[i32], Option<&str>)] = &[
+    let steps: &[(PodsSpec, &[i32], Option<&str>)] = &[
         (&[], &[0], None),
         (&[(0, NEW, false)], &[], Some("web-0")),
         (&[(0, NEW, true)], &[1], None),
@@ -166,7 +171,7 @@ fn scale_strategy_max_unavailable_limits_parallel_creates() {
         scale_max_unavailable: 2,
         ..parallel(5, 1)
     };
-    let steps: &[(&[(i32, &str, bool)], &[i32])] = &[
+    let steps: &[(PodsSpec, &[i32])] = &[
         (&[], &[0, 1]),
         (&[(0, NEW, false), (1, NEW, false)], &[]),
         (&[(0, NEW, true), (1, NEW, false)], &[2]),
@@ -531,7 +536,7 @@ fn resized(p: &Plan) -> Vec<(&str, &str)> {
 fn claims_of_updated_pods_grow_to_the_template_storage() {
     let s = resizing(3, "2Gi");
     // (pods, claim requests, expected resizes)
-    let cases: &[(&[(i32, &str, bool)], &[(&str, &str)], &[(&str, &str)])] = &[
+    let cases: &[(PodsSpec, ClaimsSpec, ClaimsSpec)] = &[
         // Nothing is on the update revision yet: claims wait for their pod.
         (
             &[(0, OLD, true), (1, OLD, true), (2, OLD, true)],
