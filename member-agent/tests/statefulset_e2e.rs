@@ -319,10 +319,23 @@ async fn in_place_update_with_max_unavailable_and_partition() -> anyhow::Result<
 
     let worst: Arc<Mutex<usize>> = Arc::default();
     let w2 = worst.clone();
-    let watch = watch_pods(env.client.clone(), "inp", move |view, _, _| {
+    // Ready → not ready transitions per pod: an in-place update makes each pod unready once;
+    // more would be readiness flapping (a stale condition written back).
+    let drops: Arc<Mutex<BTreeMap<String, (bool, u32)>>> = Arc::default();
+    let d2 = drops.clone();
+    let watch = watch_pods(env.client.clone(), "inp", move |view, pod, deleted| {
         let unready = view.values().filter(|p| !pods::is_ready(p)).count();
         let mut w = w2.lock().unwrap_or_else(|e| e.into_inner());
         *w = (*w).max(unready);
+        if !deleted {
+            let mut d = d2.lock().unwrap_or_else(|e| e.into_inner());
+            let ready = pods::is_ready(pod);
+            let entry = d.entry(pod.name_any()).or_insert((ready, 0));
+            if entry.0 && !ready {
+                entry.1 += 1;
+            }
+            entry.0 = ready;
+        }
     });
     // step 1: partition 3 keeps the three lowest ordinals on v1
     patch_sts(
@@ -370,6 +383,12 @@ async fn in_place_update_with_max_unavailable_and_partition() -> anyhow::Result<
     assert!(
         (1..=2).contains(&worst),
         "{worst} pods unready at once with maxUnavailable 2"
+    );
+    let drops = drops.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(drops.len(), 5, "every pod seen: {drops:?}");
+    assert!(
+        drops.values().all(|(ready, n)| *ready && *n == 1),
+        "each pod went unready exactly once and ended ready: {drops:?}"
     );
 
     let set = statefulsets(&env).get("inp").await?;
