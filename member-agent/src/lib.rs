@@ -26,3 +26,4 @@ pub mod selector;
 pub mod statefulset;
 pub mod telemetry;
 pub mod webhook;
+pub mod workload;

@@ -319,10 +319,23 @@ async fn in_place_update_with_max_unavailable_and_partition() -> anyhow::Result<
 
     let worst: Arc<Mutex<usize>> = Arc::default();
     let w2 = worst.clone();
-    let watch = watch_pods(env.client.clone(), "inp", move |view, _, _| {
+    // Ready → not ready transitions per pod: an in-place update makes each pod unready once;
+    // more would be readiness flapping (a stale condition written back).
+    let drops: Arc<Mutex<BTreeMap<String, (bool, u32)>>> = Arc::default();
+    let d2 = drops.clone();
+    let watch = watch_pods(env.client.clone(), "inp", move |view, pod, deleted| {
         let unready = view.values().filter(|p| !pods::is_ready(p)).count();
         let mut w = w2.lock().unwrap_or_else(|e| e.into_inner());
         *w = (*w).max(unready);
+        if !deleted {
+            let mut d = d2.lock().unwrap_or_else(|e| e.into_inner());
+            let ready = pods::is_ready(pod);
+            let entry = d.entry(pod.name_any()).or_insert((ready, 0));
+            if entry.0 && !ready {
+                entry.1 += 1;
+            }
+            entry.0 = ready;
+        }
     });
     // step 1: partition 3 keeps the three lowest ordinals on v1
     patch_sts(
@@ -371,6 +384,12 @@ async fn in_place_update_with_max_unavailable_and_partition() -> anyhow::Result<
         (1..=2).contains(&worst),
         "{worst} pods unready at once with maxUnavailable 2"
     );
+    let drops = drops.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(drops.len(), 5, "every pod seen: {drops:?}");
+    assert!(
+        drops.values().all(|(ready, n)| *ready && *n == 1),
+        "each pod went unready exactly once and ended ready: {drops:?}"
+    );
 
     let set = statefulsets(&env).get("inp").await?;
     let st = set.status.clone().context("status")?;
@@ -383,6 +402,149 @@ async fn in_place_update_with_max_unavailable_and_partition() -> anyhow::Result<
         .find(|c| c.type_ == "Ready");
     assert_eq!(ready.map(|c| c.status), Some("True".to_string()));
     assert_eq!(st.observed_generation, set.metadata.generation);
+    Ok(())
+}
+
+/// Storage requested by each claim, by claim name.
+async fn claim_storage(env: &Env) -> BTreeMap<String, String> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), "default");
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let q = c
+                .spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")?
+                .0
+                .clone();
+            Some((c.name_any(), q))
+        })
+        .collect()
+}
+
+fn data_template(storage: &str) -> serde_json::Value {
+    json!([{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_grow_with_the_rolling_update_and_never_shrink() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let mut env = Env::cluster(2, &["--readiness-delay-ms", "300"]).await?;
+    env.start_agent(&["--feature-gates", "StatefulSetAutoResizePVCGate=true"])?;
+    let spec = |vct: serde_json::Value| {
+        json!({
+            "podManagementPolicy": "Parallel",
+            "volumeClaimTemplates": vct,
+            "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+                "podUpdatePolicy": "InPlaceIfPossible", "maxUnavailable": 1}}
+        })
+    };
+    statefulsets(&env)
+        .create(
+            &PostParams::default(),
+            &statefulset("grow", 2, "example.com/db:v1", spec(data_template("1Gi"))),
+        )
+        .await?;
+    let before = identities(&env.wait_ready("grow", 2, 60).await?);
+    wait_status(&env, "grow", 2, 2, 30).await?;
+    let want = |q: &str| {
+        BTreeMap::from([
+            ("data-grow-0".to_string(), q.to_string()),
+            ("data-grow-1".to_string(), q.to_string()),
+        ])
+    };
+    assert_eq!(claim_storage(&env).await, want("1Gi"));
+
+    // A larger template: each claim grows once its pod is on the new revision.
+    patch_sts(
+        &env,
+        "grow",
+        json!({"spec": {"volumeClaimTemplates": data_template("2Gi"),
+            "template": {"spec": {"containers": [{"name": "main", "image": "example.com/db:v2"}]}}}}),
+    )
+    .await?;
+    wait_status(&env, "grow", 2, 2, 60).await?;
+    eventually(30, "claims resized to 2Gi", || async {
+        (claim_storage(&env).await == want("2Gi")).then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+    let pods = env.wait_ready("grow", 2, 30).await?;
+    assert_eq!(identities(&pods), before, "the pods were updated in place");
+    let vc = eventually(30, "status.volumeClaims all compatible", || async {
+        let st = statefulsets(&env).get("grow").await.ok()?.status?;
+        let vc = st.volume_claims?;
+        (vc.len() == 1 && vc[0].compatible_ready_replicas == 2).then_some(vc)
+    })
+    .await
+    .with_context(|| env.logs())?;
+    assert_eq!(
+        (vc[0].volume_claim_name.as_str(), vc[0].compatible_replicas),
+        ("data", 2)
+    );
+
+    // A smaller template is accepted but the claims keep their size.
+    patch_sts(
+        &env,
+        "grow",
+        json!({"spec": {"volumeClaimTemplates": data_template("1Gi"),
+            "template": {"spec": {"containers": [{"name": "main", "image": "example.com/db:v3"}]}}}}),
+    )
+    .await?;
+    wait_status(&env, "grow", 2, 2, 60).await?;
+    let pods = env.wait_ready("grow", 2, 30).await?;
+    assert!(pods.iter().all(|p| image(p) == "example.com/db:v3"));
+    assert_eq!(claim_storage(&env).await, want("2Gi"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_keep_their_size_without_the_gate() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let env = Env::start(2).await?;
+    let spec = json!({
+        "podManagementPolicy": "Parallel",
+        "volumeClaimTemplates": data_template("1Gi"),
+        "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"},
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+            "podUpdatePolicy": "InPlaceIfPossible", "maxUnavailable": 1}}
+    });
+    statefulsets(&env)
+        .create(
+            &PostParams::default(),
+            &statefulset("fixed", 2, "example.com/db:v1", spec),
+        )
+        .await?;
+    env.wait_ready("fixed", 2, 60).await?;
+    patch_sts(
+        &env,
+        "fixed",
+        json!({"spec": {"volumeClaimTemplates": data_template("2Gi"),
+            "template": {"spec": {"containers": [{"name": "main", "image": "example.com/db:v2"}]}}}}),
+    )
+    .await?;
+    wait_status(&env, "fixed", 2, 2, 60).await?;
+    let storage = claim_storage(&env).await;
+    assert_eq!(storage.get("data-fixed-0").map(String::as_str), Some("1Gi"));
+    assert_eq!(storage.get("data-fixed-1").map(String::as_str), Some("1Gi"));
+    let st = statefulsets(&env)
+        .get("fixed")
+        .await?
+        .status
+        .context("status")?;
+    assert_eq!(
+        st.volume_claims, None,
+        "volumeClaims is reported only with the gate"
+    );
     Ok(())
 }
 

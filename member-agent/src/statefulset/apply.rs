@@ -2,7 +2,6 @@
 //! nothing else.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use futures::stream::{self, StreamExt};
 use k8s_openapi::api::core::v1::{
@@ -11,24 +10,19 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1beta1::StatefulSet;
-use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::plan::{Plan, Refresh, UpdateAction};
+use super::plan::{Plan, PodUpdate, UpdateAction};
 use super::settings::{Retention, Settings};
 use super::{Context, Error};
-use crate::inplace::{self, REASON_START};
 use crate::lifecycle::{self, LifecycleState};
-use crate::metrics::{ControllerName, WriteKind};
-use crate::pods::IN_PLACE_UPDATE_READY;
 use crate::revision::CONTROLLER_REVISION_HASH;
+use crate::workload::apply as write;
 
 /// Pod label with the pod's own name.
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// Pod label with the pod's ordinal (gate `PodIndexLabel`).
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
-
-const CONCURRENCY: usize = 32;
 
 /// What executing a plan changed and what failed.
 #[derive(Debug, Default)]
@@ -170,181 +164,44 @@ impl PodFactory<'_> {
     }
 }
 
-async fn timed<T>(
-    ctx: &Context,
-    kind: WriteKind,
-    obj: &str,
-    fut: impl Future<Output = Result<T, kube::Error>>,
-) -> Result<T, Error> {
-    let res = match tokio::time::timeout(ctx.write_timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(Error::Write {
-            kind,
-            obj: obj.to_string(),
-            source,
-        }),
-        Err(_) => Err(Error::Timeout {
-            kind,
-            obj: obj.to_string(),
-        }),
-    };
-    ctx.metrics
-        .observe_write(ControllerName::StatefulSet, kind, res.is_ok());
-    res
-}
-
-fn is_status(e: &Error, code: u16) -> bool {
-    matches!(e, Error::Write { source: kube::Error::Api(s), .. } if s.code == code)
-}
-
-/// Reads a pod fresh, applies `f`, and writes it back if `f` changed it; retries conflicts.
-/// Returns the written pod, or `None` when nothing changed or the pod is gone.
-async fn mutate_pod(
-    ctx: &Context,
-    api: &Api<Pod>,
-    name: &str,
-    status: bool,
-    f: impl Fn(&mut Pod) -> bool,
-) -> Result<Option<Pod>, Error> {
-    let kind = if status {
-        WriteKind::UpdatePodStatus
-    } else {
-        WriteKind::UpdatePod
-    };
-    for attempt in 0..5 {
-        let Some(mut pod) = timed(ctx, kind, name, api.get_opt(name)).await? else {
-            return Ok(None);
-        };
-        if !f(&mut pod) {
-            return Ok(None);
-        }
-        let pp = PostParams::default();
-        let res = if status {
-            timed(ctx, kind, name, api.replace_status(name, &pp, &pod)).await
-        } else {
-            timed(ctx, kind, name, api.replace(name, &pp, &pod)).await
-        };
-        match res {
-            Ok(p) => return Ok(Some(p)),
-            Err(e) if is_status(&e, 409) && attempt < 4 => continue,
-            Err(e) if is_status(&e, 404) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
-}
-
-fn expect_written(ctx: &Context, key: &str, name: &str, written: Option<Pod>) {
-    if let Some(p) = written {
-        ctx.expectations
-            .expect_update(key, name, p.metadata.resource_version.as_deref());
-    }
-}
-
-async fn refresh_pod(
-    ctx: &Context,
-    pods: &Api<Pod>,
-    key: &str,
-    name: &str,
-    steps: &[Refresh],
-    now: Timestamp,
-) -> Result<(), Error> {
-    let cond = steps.iter().find_map(|r| match r {
-        Refresh::SetInPlaceReady(v) => Some(*v),
-        _ => None,
-    });
-    if let Some(v) = cond {
-        let written = mutate_pod(ctx, pods, name, true, |p| {
-            inplace::set_condition(p, IN_PLACE_UPDATE_READY, v, None, now)
-        })
-        .await?;
-        expect_written(ctx, key, name, written);
-    }
-    let meta: Vec<&Refresh> = steps
-        .iter()
-        .filter(|r| !matches!(r, Refresh::SetInPlaceReady(_)))
-        .collect();
-    if meta.is_empty() {
-        return Ok(());
-    }
-    let written = mutate_pod(ctx, pods, name, false, |p| {
-        let mut changed = false;
-        for r in &meta {
-            match r {
-                Refresh::FinishGrace => changed |= inplace::finish_grace(p, now),
-                Refresh::Lifecycle(s) => {
-                    if lifecycle::state(p) != *s {
-                        lifecycle::set_state(p, *s, now);
-                        changed = true;
-                    }
-                }
-                Refresh::SetInPlaceReady(_) => {}
-            }
-        }
-        changed
-    })
-    .await?;
-    expect_written(ctx, key, name, written);
-    Ok(())
-}
-
+/// Starts the in-place update or the hook preparation of one pod.
 async fn update_pod(
     ctx: &Context,
     set: &StatefulSet,
     pods: &Api<Pod>,
     key: &str,
-    u: &super::plan::PodUpdate,
+    u: &PodUpdate,
     now: Timestamp,
 ) -> Result<(), Error> {
-    let written = match &u.action {
+    let ns = set.namespace().unwrap_or_default();
+    match &u.action {
         UpdateAction::InPlace(spec) => {
-            let gated = mutate_pod(ctx, pods, &u.name, true, |p| {
-                inplace::has_readiness_gate(p)
-                    && (inplace::set_condition(
-                        p,
-                        IN_PLACE_UPDATE_READY,
-                        false,
-                        Some(REASON_START),
-                        now,
-                    ) | inplace::set_condition(p, "Ready", false, Some(REASON_START), now))
-            })
-            .await?;
-            expect_written(ctx, key, &u.name, gated);
             let labels =
                 BTreeMap::from([(CONTROLLER_REVISION_HASH.to_string(), u.revision.clone())]);
-            mutate_pod(ctx, pods, &u.name, false, |p| {
-                inplace::begin_update(p, spec, &labels, now);
-                lifecycle::set_state(p, LifecycleState::Updating, now);
-                true
-            })
-            .await?
+            let w = write::begin_in_place(ctx, pods, &ns, &u.name, spec, &labels, now).await?;
+            write::expect_written(ctx, key, &u.name, w.gated.as_ref());
+            write::expect_written(ctx, key, &u.name, w.updated.as_ref());
         }
         UpdateAction::PrepareUpdate { readd_hook } => {
             let hook = set
                 .spec
                 .lifecycle
                 .as_ref()
-                .and_then(|l| l.in_place_update.clone());
-            mutate_pod(ctx, pods, &u.name, false, |p| {
-                if *readd_hook {
-                    lifecycle::add_hook(p, hook.as_ref());
-                }
-                lifecycle::set_state(p, LifecycleState::PreparingUpdate, now);
-                true
-            })
-            .await?
+                .and_then(|l| l.in_place_update.as_ref());
+            let w = write::prepare_update(ctx, pods, &ns, &u.name, hook, *readd_hook, now).await?;
+            write::expect_written(ctx, key, &u.name, w.as_ref());
         }
         UpdateAction::Refuse(msg) => {
             return Err(Error::Refused {
                 message: msg.clone(),
             })
         }
-    };
-    expect_written(ctx, key, &u.name, written);
+    }
     Ok(())
 }
 
-/// Executes a plan.
+/// Executes a plan: housekeeping, creates (claims first), deletes, claim deletions and resizes,
+/// then in-place updates.
 pub async fn apply(
     ctx: &Context,
     set: &StatefulSet,
@@ -358,65 +215,22 @@ pub async fn apply(
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
 
-    let mut by_pod: BTreeMap<String, Vec<Refresh>> = BTreeMap::new();
-    for (name, r) in &plan.refresh {
-        by_pod.entry(name.clone()).or_default().push(r.clone());
-    }
-    let results: Vec<Result<(), Error>> = stream::iter(by_pod)
-        .map(|(name, steps)| {
-            let (pods, key) = (&pods, &key);
-            async move { refresh_pod(ctx, pods, key, &name, &steps, now).await }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(e) = results.into_iter().find_map(Result::err) {
-        out.update_error = Some(e);
-    }
+    out.update_error = write::refresh_pods(ctx, &pods, &key, plan.refresh.clone(), now).await;
 
     let results: Vec<Result<(), Error>> = stream::iter(plan.create.clone())
         .map(|c| {
             let (pods, claims, key) = (&pods, &claims, &key);
             async move {
-                for claim in factory.claims(c.ordinal) {
-                    let name = claim.name_any();
-                    match timed(
-                        ctx,
-                        WriteKind::Pvc,
-                        &name,
-                        claims.create(&PostParams::default(), &claim),
-                    )
-                    .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if is_status(&e, 409) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
                 let Some(pod) = factory.pod(&c.revision, c.ordinal, now) else {
                     return Err(Error::MissingRevision {
                         revision: c.revision.clone(),
                     });
                 };
-                let name = pod.name_any();
-                ctx.expectations.expect_create(key, &name);
-                match timed(
-                    ctx,
-                    WriteKind::CreatePod,
-                    &name,
-                    pods.create(&PostParams::default(), &pod),
-                )
-                .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        ctx.expectations.forget_create(key, &name);
-                        Err(e)
-                    }
-                }
+                let wanted = factory.claims(c.ordinal);
+                write::create_pod_with_claims(ctx, pods, claims, key, wanted, &pod).await
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(write::CONCURRENCY)
         .collect()
         .await;
     if let Some(e) = results.into_iter().find_map(Result::err) {
@@ -425,29 +239,11 @@ pub async fn apply(
 
     for d in &plan.delete {
         let res = if d.pre_delete {
-            mutate_pod(ctx, &pods, &d.name, false, |p| {
-                if lifecycle::state(p) == LifecycleState::PreparingDelete {
-                    return false;
-                }
-                lifecycle::set_state(p, LifecycleState::PreparingDelete, now);
-                true
-            })
-            .await
-            .map(|w| expect_written(ctx, &key, &d.name, w))
+            write::mark_pre_delete(ctx, &pods, &ns, &d.name, now)
+                .await
+                .map(|w| write::expect_written(ctx, &key, &d.name, w.as_ref()))
         } else {
-            ctx.expectations.expect_delete(&key, &d.name);
-            match timed(
-                ctx,
-                WriteKind::DeletePod,
-                &d.name,
-                pods.delete(&d.name, &DeleteParams::default()),
-            )
-            .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) if is_status(&e, 404) => Ok(()),
-                Err(e) => Err(e),
-            }
+            write::delete_pod(ctx, &pods, &key, &d.name).await
         };
         if let Err(e) = res {
             out.scale_error.get_or_insert(e);
@@ -455,19 +251,14 @@ pub async fn apply(
     }
 
     for name in &plan.delete_claims {
-        match timed(
-            ctx,
-            WriteKind::Pvc,
-            name,
-            claims.delete(name, &DeleteParams::default()),
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(e) if is_status(&e, 404) => {}
-            Err(e) => {
-                out.scale_error.get_or_insert(e);
-            }
+        if let Err(e) = write::delete_claim(ctx, &claims, name).await {
+            out.scale_error.get_or_insert(e);
+        }
+    }
+
+    for r in &plan.resize_claims {
+        if let Err(e) = write::resize_claim(ctx, &claims, &r.claim, &r.storage).await {
+            out.update_error.get_or_insert(e);
         }
     }
 
@@ -476,7 +267,7 @@ pub async fn apply(
             let (pods, key) = (&pods, &key);
             async move { update_pod(ctx, set, pods, key, &u, now).await }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(write::CONCURRENCY)
         .collect()
         .await;
     if let Some(e) = results.into_iter().find_map(Result::err) {

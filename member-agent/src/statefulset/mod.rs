@@ -12,25 +12,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
-use kruise_api::apps::v1beta1::{StatefulSet, StatefulSetStatus};
+use kruise_api::apps::v1beta1::StatefulSet;
 use kruise_api::defaults::Defaulted;
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{info_span, warn, Instrument};
 
-use crate::cloneset::owned_by;
-use crate::expectations::Expectations;
 use crate::gates::{self, FeatureGates};
-use crate::metrics::{ControllerName, Metrics, WriteKind};
-use crate::revision::{self, RevisionDecision};
+use crate::metrics::{ControllerName, Metrics};
+use crate::revision;
+use crate::workload::{self, owned_by, resource_versions, Watches};
 use apply::POD_NAME_LABEL;
 use settings::Settings;
 
@@ -38,92 +32,10 @@ use settings::Settings;
 pub const GATE_START_ORDINAL: &str = "StatefulSetStartOrdinal";
 /// Gate `PodIndexLabel`.
 pub const GATE_POD_INDEX_LABEL: &str = "PodIndexLabel";
+/// Gate `StatefulSetAutoResizePVCGate`.
+pub const GATE_AUTO_RESIZE_PVC: &str = "StatefulSetAutoResizePVCGate";
 
-/// Errors of one Advanced StatefulSet reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A write to the API server failed.
-    #[error("{kind:?} {obj}: {source}")]
-    Write {
-        /// What was written.
-        kind: WriteKind,
-        /// Object name.
-        obj: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-    /// A write did not finish in time.
-    #[error("{kind:?} {obj}: timed out")]
-    Timeout {
-        /// What was written.
-        kind: WriteKind,
-        /// Object name.
-        obj: String,
-    },
-    /// A pod must be created on a revision whose template is unknown.
-    #[error("revision {revision} has no template")]
-    MissingRevision {
-        /// Revision name.
-        revision: String,
-    },
-    /// A revision name is taken by different data; collisionCount was raised.
-    #[error("revision {name} collides with an existing revision")]
-    Collision {
-        /// Revision name.
-        name: String,
-    },
-    /// The spec asks for something that cannot be done (InPlaceOnly with a non-image change).
-    #[error("{message}")]
-    Refused {
-        /// Upstream's message.
-        message: String,
-    },
-}
-
-impl Error {
-    /// Whether retrying can help.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Write { .. } => true,
-            Error::Timeout { .. } => true,
-            Error::MissingRevision { .. } => true,
-            Error::Collision { .. } => true,
-            Error::Refused { .. } => false,
-        }
-    }
-
-    /// Short reason for metrics and events.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Write { .. } => "WriteFailed",
-            Error::Timeout { .. } => "WriteTimeout",
-            Error::MissingRevision { .. } => "MissingRevision",
-            Error::Collision { .. } => "RevisionCollision",
-            Error::Refused { .. } => "UpdateRefused",
-        }
-    }
-}
-
-/// Shared state of the Advanced StatefulSet controller.
-pub struct Context {
-    /// API client.
-    pub client: Client,
-    /// Pods carrying `statefulset.kubernetes.io/pod-name`.
-    pub pods: Store<Pod>,
-    /// PersistentVolumeClaims.
-    pub claims: Store<PersistentVolumeClaim>,
-    /// ControllerRevisions.
-    pub revisions: Store<ControllerRevision>,
-    /// Writes not yet seen in the caches.
-    pub expectations: Expectations,
-    /// Feature gates.
-    pub gates: FeatureGates,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Timeout of each write.
-    pub write_timeout: Duration,
-}
+pub use crate::workload::{Context, Error, RunConfig};
 
 /// A defaulted copy, as the mutating webhook would store it. With `template_defaults` false
 /// (`TemplateNoDefaults`), the pod template is left as written.
@@ -146,22 +58,6 @@ pub async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Actio
     res
 }
 
-fn resource_versions(owned: &[Arc<Pod>]) -> BTreeMap<String, u64> {
-    owned
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| {
-            let rv = p
-                .metadata
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            (p.name_any(), rv)
-        })
-        .collect()
-}
-
 async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action, Error> {
     let ns = set.namespace().unwrap_or_default();
     let name = set.name_any();
@@ -170,14 +66,8 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         ctx.expectations.forget(&key);
         return Ok(Action::await_change());
     }
-    for ready in [
-        tokio::time::timeout(Duration::from_secs(10), ctx.pods.wait_until_ready()).await,
-        tokio::time::timeout(Duration::from_secs(10), ctx.claims.wait_until_ready()).await,
-        tokio::time::timeout(Duration::from_secs(10), ctx.revisions.wait_until_ready()).await,
-    ] {
-        if !matches!(ready, Ok(Ok(()))) {
-            return Ok(Action::requeue(Duration::from_secs(1)));
-        }
+    if !ctx.caches_ready().await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let uid = set.uid().unwrap_or_default();
     let owned: Vec<Arc<Pod>> = ctx
@@ -192,22 +82,27 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
     }
 
     let defaulted = defaulted(set, !ctx.gates.enabled(gates::TEMPLATE_NO_DEFAULTS));
-    let s = Settings::from_statefulset(&defaulted, ctx.gates.enabled(GATE_START_ORDINAL));
+    let resize_gate = ctx.gates.enabled(GATE_AUTO_RESIZE_PVC);
+    let s = Settings::from_statefulset(
+        &defaulted,
+        ctx.gates.enabled(GATE_START_ORDINAL),
+        resize_gate,
+    );
 
-    let history: Vec<ControllerRevision> = ctx
-        .revisions
-        .state()
-        .iter()
-        .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|r| owned_by(r.metadata.owner_references.as_deref(), &uid))
-        .map(|r| (**r).clone())
-        .collect();
+    let history = workload::history(ctx, &ns, &uid);
     let collision_count = set
         .status
         .as_ref()
         .and_then(|s| s.collision_count)
         .unwrap_or(0);
-    let update_revision = ensure_revision(ctx, &defaulted, &history, collision_count).await?;
+    let update_revision = workload::ensure_revision(
+        ctx,
+        &defaulted,
+        &defaulted.spec.template,
+        &history,
+        collision_count,
+    )
+    .await?;
     let mut templates: BTreeMap<String, PodTemplateSpec> = history
         .iter()
         .filter_map(|r| Some((r.name_any(), revision::template_of(r)?)))
@@ -220,14 +115,18 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         .filter(|c| templates.contains_key(c))
         .unwrap_or_else(|| update_revision.clone());
 
-    let claims: BTreeSet<String> = ctx
-        .claims
-        .state()
+    let pvcs = ctx.pvcs.state();
+    let own_claims: Vec<&PersistentVolumeClaim> = pvcs
         .iter()
+        .map(|c| c.as_ref())
         .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
         .filter(|c| c.metadata.deletion_timestamp.is_none())
-        .map(|c| c.name_any())
-        .filter(|n| s.claim_ordinal(n).is_some())
+        .filter(|c| s.claim_ordinal(&c.name_any()).is_some())
+        .collect();
+    let claims: BTreeSet<String> = own_claims.iter().map(|c| c.name_any()).collect();
+    let claim_storage: BTreeMap<String, String> = own_claims
+        .iter()
+        .filter_map(|c| Some((c.name_any(), settings::claim_request(c)?)))
         .collect();
     let owned_refs: Vec<&Pod> = owned.iter().map(|p| p.as_ref()).collect();
     let t = Timestamp::now();
@@ -235,6 +134,7 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         settings: &s,
         pods: owned_refs.clone(),
         claims,
+        claim_storage: claim_storage.clone(),
         current_revision: &current_revision,
         update_revision: &update_revision,
         templates: &templates,
@@ -244,6 +144,7 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         creates = the_plan.create.len(),
         deletes = the_plan.delete.len(),
         updates = the_plan.update.len(),
+        resizes = the_plan.resize_claims.len(),
         waiting_on = ?the_plan.waiting_on,
         "planned"
     );
@@ -264,10 +165,12 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         label_selector: crate::selector::to_string(&set.spec.selector),
         scale_error: applied.scale_error.as_ref().map(ToString::to_string),
         update_error: applied.update_error.as_ref().map(ToString::to_string),
+        claim_storage: resize_gate.then_some(&claim_storage),
     };
     let new_status = status::status(&s, &owned_refs, &inputs, t);
     if set.status.as_ref() != Some(&new_status) {
-        write_status(ctx, &ns, &name, &new_status).await?;
+        let value = serde_json::to_value(&new_status).unwrap_or_else(|_| json!({}));
+        workload::write_status::<StatefulSet>(ctx, &ns, &name, value).await?;
     }
 
     let in_use: BTreeSet<String> = owned
@@ -276,15 +179,7 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         .chain([update_revision.clone(), current_revision.clone()])
         .collect();
     let limit = defaulted.spec.revision_history_limit.unwrap_or(10);
-    for old in revision::to_prune(&history, &in_use, limit) {
-        let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
-        let res = api.delete(&old, &Default::default()).await;
-        ctx.metrics.observe_write(
-            ControllerName::StatefulSet,
-            WriteKind::Revision,
-            res.is_ok(),
-        );
-    }
+    workload::prune_revisions(ctx, &ns, &history, &in_use, limit).await;
 
     if let Some(e) = applied.scale_error.or(applied.update_error) {
         if e.is_retryable() {
@@ -299,150 +194,6 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
     Ok(Action::requeue(requeue))
 }
 
-async fn write_status(
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-    st: &StatefulSetStatus,
-) -> Result<(), Error> {
-    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let value = serde_json::to_value(st).unwrap_or_else(|_| json!({}));
-    let patch = json!({ "status": value });
-    let res = tokio::time::timeout(
-        ctx.write_timeout,
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)),
-    )
-    .await;
-    let out = match res {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
-        Ok(Err(source)) => Err(Error::Write {
-            kind: WriteKind::Status,
-            obj: name.to_string(),
-            source,
-        }),
-        Err(_) => Err(Error::Timeout {
-            kind: WriteKind::Status,
-            obj: name.to_string(),
-        }),
-    };
-    ctx.metrics
-        .observe_write(ControllerName::StatefulSet, WriteKind::Status, out.is_ok());
-    out
-}
-
-/// Makes sure a ControllerRevision holds the current template; returns its name.
-async fn ensure_revision(
-    ctx: &Context,
-    set: &StatefulSet,
-    history: &[ControllerRevision],
-    collision_count: i32,
-) -> Result<String, Error> {
-    let ns = set.namespace().unwrap_or_default();
-    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let data = revision::template_patch(&set.spec.template);
-    let write_err = |obj: &str, source| Error::Write {
-        kind: WriteKind::Revision,
-        obj: obj.to_string(),
-        source,
-    };
-    match revision::decide(history, &data) {
-        RevisionDecision::UseExisting(name) => Ok(name),
-        RevisionDecision::Bump { name, number } => {
-            let res = api
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"revision": number})),
-                )
-                .await;
-            ctx.metrics.observe_write(
-                ControllerName::StatefulSet,
-                WriteKind::Revision,
-                res.is_ok(),
-            );
-            res.map_err(|e| write_err(&name, e))?;
-            Ok(name)
-        }
-        RevisionDecision::Create { number } => {
-            let Some(owner) = set.controller_owner_ref(&()) else {
-                return Err(Error::MissingRevision {
-                    revision: "<owner>".into(),
-                });
-            };
-            let labels = set
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            let cr = revision::new_revision(
-                owner,
-                &ns,
-                &set.name_any(),
-                labels,
-                data.clone(),
-                number,
-                Some(collision_count),
-            );
-            let name = cr.name_any();
-            let res = api.create(&PostParams::default(), &cr).await;
-            ctx.metrics.observe_write(
-                ControllerName::StatefulSet,
-                WriteKind::Revision,
-                res.is_ok(),
-            );
-            match res {
-                Ok(_) => Ok(name),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let existing = api.get(&name).await.map_err(|e| write_err(&name, e))?;
-                    let ours = owned_by(
-                        existing.metadata.owner_references.as_deref(),
-                        &set.uid().unwrap_or_default(),
-                    );
-                    if ours && revision::same_data(&existing, &data) {
-                        return Ok(name);
-                    }
-                    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-                    let bump = json!({"status": {"collisionCount": collision_count + 1}});
-                    sts_api
-                        .patch_status(
-                            &set.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&bump),
-                        )
-                        .await
-                        .map_err(|e| write_err(&name, e))?;
-                    Err(Error::Collision { name })
-                }
-                Err(e) => Err(write_err(&name, e)),
-            }
-        }
-    }
-}
-
-/// Requeue policy on errors.
-pub fn error_policy(_set: Arc<StatefulSet>, err: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(error = %err, reason = err.reason(), "statefulset reconcile failed");
-    if err.is_retryable() {
-        Action::requeue(Duration::from_secs(2))
-    } else {
-        Action::requeue(Duration::from_secs(60))
-    }
-}
-
-/// Settings of the controller loop.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    /// Reconciles running at once.
-    pub workers: u16,
-    /// Timeout of each write.
-    pub write_timeout: Duration,
-    /// Expectation timeout.
-    pub expectation_timeout: Duration,
-}
-
 /// Runs the Advanced StatefulSet controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -451,71 +202,13 @@ pub async fn run(
     config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (pods, pod_writer) = reflector::store();
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(POD_NAME_LABEL),
-        ),
+    let watches = Watches {
+        controller: ControllerName::StatefulSet,
+        pod_label: POD_NAME_LABEL,
+        pvc_label: None,
+    };
+    workload::run::<StatefulSet, _, _>(
+        client, gates, metrics, config, watches, reconcile, shutdown,
     )
-    .default_backoff()
-    .touched_objects();
-    let (claims, claim_writer) = reflector::store();
-    let claim_stream = reflector::reflector(
-        claim_writer,
-        watcher(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (revisions, rev_writer) = reflector::store();
-    let rev_stream = reflector::reflector(
-        rev_writer,
-        watcher(
-            Api::<ControllerRevision>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        pods,
-        claims,
-        revisions,
-        expectations: Expectations::new(config.expectation_timeout),
-        gates,
-        metrics: metrics.clone(),
-        write_timeout: config.write_timeout,
-    });
-    let depth = metrics
-        .queue_depth
-        .get_or_create(&crate::metrics::ControllerLabels {
-            controller: ControllerName::StatefulSet,
-        })
-        .clone();
-    Controller::new(Api::<StatefulSet>::all(client), watcher::Config::default())
-        .owns_stream(pod_stream)
-        .owns_stream(claim_stream)
-        .owns_stream(rev_stream)
-        .with_config(ControllerConfig::default().concurrency(config.workers))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            move |set, ctx| {
-                let depth = depth.clone();
-                depth.inc();
-                async move {
-                    let r = reconcile(set, ctx).await;
-                    depth.dec();
-                    r
-                }
-            },
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    .await;
 }

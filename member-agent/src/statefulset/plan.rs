@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 
-use super::settings::{PodUpdatePolicy, Retention, Settings};
+use super::settings::{storage_bytes, PodUpdatePolicy, Retention, Settings};
 use crate::inplace::{self, UpdateSpec};
 use crate::lifecycle::{self, LifecycleState};
 use crate::pods::{self, IN_PLACE_UPDATE_READY};
@@ -28,6 +28,8 @@ pub struct Observed<'a> {
     pub pods: Vec<&'a Pod>,
     /// Names of the claims of this set that exist.
     pub claims: BTreeSet<String>,
+    /// Storage requested by each existing claim of this set (claims without one are absent).
+    pub claim_storage: BTreeMap<String, String>,
     /// Revision pods were on before the current update.
     pub current_revision: &'a str,
     /// Revision pods are updated to.
@@ -69,15 +71,15 @@ pub struct PodDelete {
     pub reason: DeleteReason,
 }
 
-/// A per-pod housekeeping step.
+pub use crate::workload::apply::Refresh;
+
+/// A claim whose storage request is raised to its template's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refresh {
-    /// Set the `InPlaceUpdateReady` condition.
-    SetInPlaceReady(bool),
-    /// Patch the images held back by a grace period that has ended.
-    FinishGrace,
-    /// Move to a lifecycle state.
-    Lifecycle(LifecycleState),
+pub struct ClaimResize {
+    /// Claim name.
+    pub claim: String,
+    /// New `spec.resources.requests.storage`.
+    pub storage: String,
 }
 
 /// How one pod is moved to the update revision without deleting it.
@@ -118,6 +120,8 @@ pub struct Plan {
     pub update: Vec<PodUpdate>,
     /// Claims deleted because their ordinal was scaled away (`whenScaled: Delete`).
     pub delete_claims: Vec<String>,
+    /// Claims of updated pods expanded to their template's storage (`OnPodRollingUpdate`).
+    pub resize_claims: Vec<ClaimResize>,
     /// Reconcile again after this long, even without events.
     pub requeue: Option<Duration>,
     /// Waiting on a pod before going on (OrderedReady), for logs and tests.
@@ -137,6 +141,7 @@ impl Plan {
             && self.delete.is_empty()
             && self.update.is_empty()
             && self.delete_claims.is_empty()
+            && self.resize_claims.is_empty()
     }
 }
 
@@ -176,7 +181,7 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
             None => condemned.push((i32::MAX, p)),
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
 
     if s.when_scaled == Retention::Delete {
         let live: BTreeSet<i32> = obs
@@ -193,6 +198,10 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         }
     }
 
+    if s.resize_claims {
+        out.resize_claims = claim_resizes(obs, &replicas);
+    }
+
     if scale(obs, &valid, &replicas, &condemned, now, &mut out) {
         return out;
     }
@@ -205,6 +214,35 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         return out;
     }
     update(obs, &valid, &replicas, now, &mut out);
+    out
+}
+
+/// With `OnPodRollingUpdate`: the claims of pods already on the update revision whose storage
+/// request is below their template's. Storage is only ever raised: a template asking for less
+/// is accepted but not applied, and a request that does not parse is left alone.
+fn claim_resizes(obs: &Observed<'_>, replicas: &BTreeMap<i32, &Pod>) -> Vec<ClaimResize> {
+    let s = obs.settings;
+    let mut out = Vec::new();
+    for (ordinal, p) in replicas {
+        if is_terminating(p) || !revision::pod_on_revision(p, obs.update_revision) {
+            continue;
+        }
+        for (template, want) in &s.claim_storage {
+            let claim = s.claim_name(template, *ordinal);
+            let Some(have) = obs.claim_storage.get(&claim) else {
+                continue;
+            };
+            let (Some(want_b), Some(have_b)) = (storage_bytes(want), storage_bytes(have)) else {
+                continue;
+            };
+            if want_b > have_b {
+                out.push(ClaimResize {
+                    claim,
+                    storage: want.clone(),
+                });
+            }
+        }
+    }
     out
 }
 

@@ -1,7 +1,9 @@
 //! The numbers an Advanced StatefulSet spec resolves to (spec section 3.2), and the ordinals it
 //! keeps: `replicas` ordinals from `ordinals.start`, skipping `reserveOrdinals`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kruise_api::apps::common::{Lifecycle, UpdatePriorityStrategy};
@@ -20,6 +22,27 @@ pub enum PodUpdatePolicy {
     InPlaceIfPossible,
     /// Only in place.
     InPlaceOnly,
+}
+
+/// `volumeClaimUpdateStrategy.type` that resizes claims with their pod's update.
+pub const ON_POD_ROLLING_UPDATE: &str = "OnPodRollingUpdate";
+
+/// A claim's (or claim template's) `spec.resources.requests.storage`.
+pub fn claim_request(claim: &PersistentVolumeClaim) -> Option<String> {
+    claim
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")
+        .map(|q| q.0.clone())
+}
+
+/// Bytes of a storage quantity (`10Gi`, `500M`, `1e3` is not accepted); `None` when malformed.
+pub fn storage_bytes(q: &str) -> Option<i64> {
+    crate::hublink::status::parse_quantity(q, 1.0)
 }
 
 /// `Retain` or `Delete` in `persistentVolumeClaimRetentionPolicy`.
@@ -80,6 +103,13 @@ pub struct Settings {
     pub when_deleted: Retention,
     /// Names of the volumeClaimTemplates.
     pub claim_templates: Vec<String>,
+    /// Storage requested by each volumeClaimTemplate (`spec.resources.requests.storage`), by
+    /// template name; templates without a request are absent.
+    pub claim_storage: BTreeMap<String, String>,
+    /// Claims follow storage increases of their template when their pod is updated
+    /// (`volumeClaimUpdateStrategy.type: OnPodRollingUpdate` with gate
+    /// `StatefulSetAutoResizePVCGate`).
+    pub resize_claims: bool,
 }
 
 /// The ordinals named by `reserveOrdinals` (ints and `"a-b"` ranges; malformed entries skipped).
@@ -114,8 +144,10 @@ pub fn reserved_ordinals(entries: &[IntOrString]) -> BTreeSet<i32> {
 }
 
 impl Settings {
-    /// Resolves a defaulted set. `start_ordinal` is gate `StatefulSetStartOrdinal`.
-    pub fn from_statefulset(set: &StatefulSet, start_ordinal: bool) -> Self {
+    /// Resolves a defaulted set. `start_ordinal` is gate `StatefulSetStartOrdinal`,
+    /// `auto_resize_pvc` gate `StatefulSetAutoResizePVCGate` (without it
+    /// `volumeClaimUpdateStrategy` is ignored).
+    pub fn from_statefulset(set: &StatefulSet, start_ordinal: bool, auto_resize_pvc: bool) -> Self {
         let spec = &set.spec;
         let replicas = spec.replicas.unwrap_or(1).max(0);
         let us = spec.update_strategy.clone().unwrap_or_default();
@@ -177,6 +209,18 @@ impl Settings {
                 .flatten()
                 .filter_map(|t| t.metadata.name.clone())
                 .collect(),
+            claim_storage: spec
+                .volume_claim_templates
+                .iter()
+                .flatten()
+                .filter_map(|t| Some((t.metadata.name.clone()?, claim_request(t)?)))
+                .collect(),
+            resize_claims: auto_resize_pvc
+                && spec
+                    .volume_claim_update_strategy
+                    .as_ref()
+                    .and_then(|v| v.type_.as_deref())
+                    == Some(ON_POD_ROLLING_UPDATE),
         }
     }
 
@@ -261,15 +305,18 @@ mod tests {
         let s = Settings::from_statefulset(
             &set(json!({"replicas": 4, "reserveOrdinals": [1, "3-4"], "ordinals": {"start": 0}})),
             true,
+            false,
         );
         assert_eq!(s.valid_ordinals(), vec![0, 2, 5, 6]);
         let s = Settings::from_statefulset(
             &set(json!({"replicas": 3, "ordinals": {"start": 5}, "reserveOrdinals": [6]})),
             true,
+            false,
         );
         assert_eq!(s.valid_ordinals(), vec![5, 7, 8]);
         let gate_off = Settings::from_statefulset(
             &set(json!({"replicas": 2, "ordinals": {"start": 5}})),
+            false,
             false,
         );
         assert_eq!(gate_off.valid_ordinals(), vec![0, 1]);
@@ -279,6 +326,7 @@ mod tests {
     fn names_and_ordinals_round_trip() {
         let s = Settings::from_statefulset(
             &set(json!({"volumeClaimTemplates": [{"metadata": {"name": "data"}}]})),
+            false,
             false,
         );
         assert_eq!(s.pod_name(3), "web-3");
@@ -299,6 +347,7 @@ mod tests {
                   "rollingUpdate": {"maxUnavailable": "20%", "partition": 9,
                                     "podUpdatePolicy": "InPlaceIfPossible"}}})),
             false,
+            false,
         );
         assert_eq!(s.max_unavailable, 1);
         assert_eq!(s.partition, 3);
@@ -311,11 +360,33 @@ mod tests {
                 "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete"}}),
             ),
             false,
+            false,
         );
         assert_eq!((s.max_unavailable, s.scale_max_unavailable), (2, 5));
         assert_eq!(
             (s.when_scaled, s.when_deleted),
             (Retention::Delete, Retention::Retain)
         );
+    }
+
+    #[test]
+    fn claim_resizing_needs_the_strategy_and_the_gate() {
+        let spec = json!({"volumeClaimTemplates": [
+                {"metadata": {"name": "data"},
+                 "spec": {"resources": {"requests": {"storage": "2Gi"}}}},
+                {"metadata": {"name": "logs"}}],
+            "volumeClaimUpdateStrategy": {"type": "OnPodRollingUpdate"}});
+        let on = Settings::from_statefulset(&set(spec.clone()), false, true);
+        assert!(on.resize_claims);
+        assert_eq!(
+            on.claim_storage,
+            BTreeMap::from([("data".to_string(), "2Gi".to_string())])
+        );
+        assert!(!Settings::from_statefulset(&set(spec), false, false).resize_claims);
+        let on_delete = json!({"volumeClaimUpdateStrategy": {"type": "OnDelete"}});
+        assert!(!Settings::from_statefulset(&set(on_delete), false, true).resize_claims);
+        assert_eq!(storage_bytes("2Gi"), Some(2 << 30));
+        assert_eq!(storage_bytes("500M"), Some(500_000_000));
+        assert_eq!(storage_bytes("2Qi"), None);
     }
 }

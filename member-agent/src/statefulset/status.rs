@@ -1,13 +1,16 @@
 //! Advanced StatefulSet status from the observed pods (spec section 3.3), plus the `Ready`
 //! condition that `kubectl wait --for=condition=Ready` reads. Pure.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::StatefulSetCondition;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kruise_api::apps::v1beta1::statefulset::VolumeClaimStatus;
 use kruise_api::apps::v1beta1::StatefulSetStatus;
 
-use super::settings::Settings;
+use super::settings::{storage_bytes, Settings};
 use crate::{pods, revision};
 
 /// Condition set when creating or deleting pods failed (upstream's type).
@@ -41,6 +44,49 @@ pub struct StatusInputs<'a> {
     pub scale_error: Option<String>,
     /// Error from updating this round.
     pub update_error: Option<String>,
+    /// Storage requested by each existing claim, by claim name, when gate
+    /// `StatefulSetAutoResizePVCGate` is on; `None` leaves `volumeClaims` out.
+    pub claim_storage: Option<&'a BTreeMap<String, String>>,
+}
+
+/// `status.volumeClaims`: per volumeClaimTemplate, the pods whose claim requests at least the
+/// template's storage (`compatibleReplicas`) and of those the ready ones
+/// (`compatibleReadyReplicas`). A template without a storage request is matched by any existing
+/// claim.
+pub fn volume_claims(
+    s: &Settings,
+    owned: &[&Pod],
+    claim_storage: &BTreeMap<String, String>,
+) -> Vec<VolumeClaimStatus> {
+    s.claim_templates
+        .iter()
+        .map(|template| {
+            let want = s.claim_storage.get(template).and_then(|q| storage_bytes(q));
+            let mut st = VolumeClaimStatus {
+                volume_claim_name: template.clone(),
+                ..Default::default()
+            };
+            for p in owned
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+            {
+                let Some(ordinal) = s.ordinal_of(pods::name(p)) else {
+                    continue;
+                };
+                let claim = s.claim_name(template, ordinal);
+                let compatible = match (want, claim_storage.get(&claim)) {
+                    (None, _) => true,
+                    (Some(w), Some(have)) => storage_bytes(have).is_some_and(|h| h >= w),
+                    (Some(_), None) => false,
+                };
+                if compatible {
+                    st.compatible_replicas += 1;
+                    st.compatible_ready_replicas += i32::from(pods::is_ready(p));
+                }
+            }
+            st
+        })
+        .collect()
 }
 
 fn set_condition(
@@ -170,6 +216,12 @@ pub fn status(
         now,
     );
     st.conditions = Some(conds);
+    if let Some(claims) = inputs
+        .claim_storage
+        .filter(|_| !s.claim_templates.is_empty())
+    {
+        st.volume_claims = Some(volume_claims(s, owned, claims));
+    }
     st
 }
 
@@ -271,5 +323,50 @@ mod tests {
             .unwrap()
             .iter()
             .any(|c| c.type_ == FAILED_CREATE_POD));
+    }
+
+    #[test]
+    fn volume_claims_count_pods_whose_claims_match_the_template() {
+        let s = Settings {
+            name: "web".into(),
+            replicas: 3,
+            claim_templates: vec!["data".into(), "logs".into()],
+            claim_storage: BTreeMap::from([("data".into(), "2Gi".into())]),
+            ..Default::default()
+        };
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let a = pod("web-0", "web-new", true);
+        let b = pod("web-1", "web-new", false);
+        let c = pod("web-2", "web-old", true);
+        let claims = BTreeMap::from([
+            ("data-web-0".to_string(), "2Gi".to_string()),
+            ("data-web-1".to_string(), "4Gi".to_string()),
+            ("data-web-2".to_string(), "1Gi".to_string()),
+        ]);
+        let with_gate = StatusInputs {
+            claim_storage: Some(&claims),
+            ..inputs()
+        };
+        let st = status(&s, &[&a, &b, &c], &with_gate, now);
+        let vc = st.volume_claims.unwrap();
+        assert_eq!(vc.len(), 2);
+        assert_eq!(
+            (
+                vc[0].volume_claim_name.as_str(),
+                vc[0].compatible_replicas,
+                vc[0].compatible_ready_replicas
+            ),
+            ("data", 2, 1)
+        );
+        // No storage in the template: every pod is compatible.
+        assert_eq!(
+            (vc[1].compatible_replicas, vc[1].compatible_ready_replicas),
+            (3, 2)
+        );
+        // Gate off: the field is left out.
+        assert_eq!(
+            status(&s, &[&a, &b, &c], &inputs(), now).volume_claims,
+            None
+        );
     }
 }

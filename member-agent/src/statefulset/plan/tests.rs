@@ -10,6 +10,11 @@ use kruise_api::apps::common::{
 };
 use serde_json::json;
 
+/// `(ordinal, revision, ready)` of each pod present.
+type PodsSpec<'a> = &'a [(i32, &'a str, bool)];
+/// `(claim, storage)` pairs.
+type ClaimsSpec<'a> = &'a [(&'a str, &'a str)];
+
 const OLD: &str = "web-old";
 const NEW: &str = "web-new";
 
@@ -78,6 +83,7 @@ fn run_with(
         settings: s,
         pods: pods.iter().collect(),
         claims: claims.iter().map(|c| c.to_string()).collect(),
+        claim_storage: BTreeMap::new(),
         current_revision: current,
         update_revision: NEW,
         templates: tpl,
@@ -105,7 +111,7 @@ fn updated(p: &Plan) -> Vec<&str> {
 fn ordered_ready_creates_one_at_a_time_in_order() {
     let s = settings(3);
     // (pods present, expected creates, expected wait)
-    let steps: &[(&[(i32, &str, bool)], &[i32], Option<&str>)] = &[
+    let steps: &[(PodsSpec, &[i32], Option<&str>)] = &[
         (&[], &[0], None),
         (&[(0, NEW, false)], &[], Some("web-0")),
         (&[(0, NEW, true)], &[1], None),
@@ -165,7 +171,7 @@ fn scale_strategy_max_unavailable_limits_parallel_creates() {
         scale_max_unavailable: 2,
         ..parallel(5, 1)
     };
-    let steps: &[(&[(i32, &str, bool)], &[i32])] = &[
+    let steps: &[(PodsSpec, &[i32])] = &[
         (&[], &[0, 1]),
         (&[(0, NEW, false), (1, NEW, false)], &[]),
         (&[(0, NEW, true), (1, NEW, false)], &[2]),
@@ -491,4 +497,113 @@ fn finished_in_place_update_refreshes_condition_and_lifecycle() {
             ),
         ]
     );
+}
+
+fn resizing(replicas: i32, template_storage: &str) -> Settings {
+    Settings {
+        claim_templates: vec!["data".into()],
+        claim_storage: BTreeMap::from([("data".into(), template_storage.into())]),
+        resize_claims: true,
+        ..parallel(replicas, 1)
+    }
+}
+
+fn run_claims(s: &Settings, pods: &[Pod], storage: &[(&str, &str)]) -> Plan {
+    let tpl = templates(json!({"image": "img:v2"}));
+    let obs = Observed {
+        settings: s,
+        pods: pods.iter().collect(),
+        claims: storage.iter().map(|(c, _)| c.to_string()).collect(),
+        claim_storage: storage
+            .iter()
+            .map(|(c, q)| (c.to_string(), q.to_string()))
+            .collect(),
+        current_revision: OLD,
+        update_revision: NEW,
+        templates: &tpl,
+    };
+    plan(&obs, now())
+}
+
+fn resized(p: &Plan) -> Vec<(&str, &str)> {
+    p.resize_claims
+        .iter()
+        .map(|r| (r.claim.as_str(), r.storage.as_str()))
+        .collect()
+}
+
+#[test]
+fn claims_of_updated_pods_grow_to_the_template_storage() {
+    let s = resizing(3, "2Gi");
+    // (pods, claim requests, expected resizes)
+    let cases: &[(PodsSpec, ClaimsSpec, ClaimsSpec)] = &[
+        // Nothing is on the update revision yet: claims wait for their pod.
+        (
+            &[(0, OLD, true), (1, OLD, true), (2, OLD, true)],
+            &[
+                ("data-web-0", "1Gi"),
+                ("data-web-1", "1Gi"),
+                ("data-web-2", "1Gi"),
+            ],
+            &[],
+        ),
+        // web-2 was updated: only its claim grows.
+        (
+            &[(0, OLD, true), (1, OLD, true), (2, NEW, true)],
+            &[
+                ("data-web-0", "1Gi"),
+                ("data-web-1", "1Gi"),
+                ("data-web-2", "1Gi"),
+            ],
+            &[("data-web-2", "2Gi")],
+        ),
+        // Already large enough (other units compare by bytes), or missing: left alone.
+        (
+            &[(0, NEW, true), (1, NEW, true), (2, NEW, true)],
+            &[("data-web-0", "2048Mi"), ("data-web-1", "3Gi")],
+            &[],
+        ),
+        // A request that does not parse is never overwritten.
+        (&[(0, NEW, true)], &[("data-web-0", "lots")], &[]),
+    ];
+    for (i, (pods, storage, want)) in cases.iter().enumerate() {
+        let p = run_claims(&s, &pods_of(pods), storage);
+        assert_eq!(resized(&p), *want, "case {i}");
+    }
+    // A resize alone is work: the plan is not a no-op, and no-op once the claims caught up.
+    let all_new = pods_of(&[(0, NEW, true), (1, NEW, true), (2, NEW, true)]);
+    let small = [
+        ("data-web-0", "1Gi"),
+        ("data-web-1", "2Gi"),
+        ("data-web-2", "2Gi"),
+    ];
+    let p = run_claims(&s, &all_new, &small);
+    assert_eq!(resized(&p), vec![("data-web-0", "2Gi")]);
+    assert!(!p.is_noop());
+    let caught_up = [
+        ("data-web-0", "2Gi"),
+        ("data-web-1", "2Gi"),
+        ("data-web-2", "2Gi"),
+    ];
+    assert!(run_claims(&s, &all_new, &caught_up).is_noop());
+}
+
+#[test]
+fn claims_never_shrink_and_stay_put_without_the_strategy() {
+    let pods = pods_of(&[(0, NEW, true), (1, NEW, true)]);
+    let storage = [("data-web-0", "5Gi"), ("data-web-1", "1Gi")];
+    // A smaller template is accepted but not applied.
+    let shrink = run_claims(&resizing(2, "2Gi"), &pods, &storage);
+    assert_eq!(resized(&shrink), vec![("data-web-1", "2Gi")]);
+    // OnDelete (or the gate off): claims keep their size.
+    let off = Settings {
+        resize_claims: false,
+        ..resizing(2, "10Gi")
+    };
+    assert!(run_claims(&off, &pods, &storage).resize_claims.is_empty());
+    // A terminating pod's claim is not touched.
+    let gone = vec![terminating(pods[1].clone())];
+    assert!(run_claims(&resizing(2, "10Gi"), &gone, &storage)
+        .resize_claims
+        .is_empty());
 }
