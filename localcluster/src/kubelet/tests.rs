@@ -284,7 +284,10 @@ fn status_patch_never_writes_back_a_readiness_gate_condition() {
         .iter()
         .filter_map(|c| c["type"].as_str())
         .collect();
-    assert!(types.contains(&"Ready") && types.contains(&"PodScheduled"), "{types:?}");
+    assert!(
+        types.contains(&"Ready") && types.contains(&"PodScheduled"),
+        "{types:?}"
+    );
     assert!(!types.contains(&"InPlaceUpdateReady"), "{types:?}");
     assert_eq!(patch["metadata"]["uid"], "uid-1");
 }
