@@ -534,6 +534,10 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
         "the failover is reported: {api_status}"
     );
     clusters[0].restart().await?;
+    // kruise-local issues a new admin token at every start: the agent reads the new kubeconfig
+    // when it restarts (until then its probes are refused and c1 stays NotReady).
+    agents[0].stop();
+    agents[0].restart()?;
     let members: Vec<Client> =
         futures::future::try_join_all(clusters.iter().map(|c| c.client())).await?;
     wait_or_dump(Duration::from_secs(90), &hub, &members, "api", || async {
