@@ -143,25 +143,19 @@ pub async fn connect(join: &JoinFile, endpoint: &str) -> Result<Channel, LinkErr
         .map_err(err)
 }
 
+/// The interceptor adding the cluster token to every call.
+pub type TokenInterceptor =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+
 /// A `Federation` client that sends the cluster token with every call.
-pub type HubClient = FederationClient<
-    tonic::service::interceptor::InterceptedService<
-        Channel,
-        Box<
-            dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
-                + Send
-                + Sync,
-        >,
-    >,
->;
+pub type HubClient =
+    FederationClient<tonic::service::interceptor::InterceptedService<Channel, TokenInterceptor>>;
 
 /// Wraps `channel` with the token interceptor.
 pub fn hub_client(channel: Channel, token: &str) -> HubClient {
     let value: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
         format!("Bearer {token}").parse().ok();
-    let interceptor: Box<
-        dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync,
-    > = Box::new(move |mut request: tonic::Request<()>| {
+    let interceptor: TokenInterceptor = Box::new(move |mut request: tonic::Request<()>| {
         if let Some(v) = value.clone() {
             request
                 .metadata_mut()
