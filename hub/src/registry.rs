@@ -159,8 +159,53 @@ impl Registry {
         capacity: &kruise_proto::federation::Capacity,
         now: DateTime<Utc>,
     ) -> Result<(), ApiError> {
-        let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let capacity = json!({
+        self.report_health(cluster, Some(capacity), None, now).await
+    }
+
+    /// Records a heartbeat whose agent cannot reach its member cluster: the cluster turns
+    /// `Ready=False` with reason `ClusterUnreachable` right away (its last capacity is kept).
+    pub async fn unreachable(
+        &self,
+        cluster: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        self.report_health(cluster, None, Some(message), now).await
+    }
+
+    async fn report_health(
+        &self,
+        cluster: &str,
+        capacity: Option<&kruise_proto::federation::Capacity>,
+        unreachable: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        self.client
+            .update(MANAGED_CLUSTERS, None, cluster, true, |current| {
+                let mut next = current.clone();
+                let mut status = next.get("status").cloned().unwrap_or_else(|| json!({}));
+                apply_heartbeat(&mut status, capacity, unreachable, now);
+                next["status"] = status;
+                Ok(next)
+            })
+            .await?;
+        self.metrics.heartbeats.inc();
+        Ok(())
+    }
+}
+
+/// Writes one heartbeat into a cluster's `status`: its capacity (kept when `None`), the heartbeat
+/// time, `Joined=True`, and `Ready=True`, or `Ready=False` with reason `ClusterUnreachable` when
+/// the agent reports its cluster `unreachable` (with why).
+pub fn apply_heartbeat(
+    status: &mut Value,
+    capacity: Option<&kruise_proto::federation::Capacity>,
+    unreachable: Option<&str>,
+    now: DateTime<Utc>,
+) {
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if let Some(capacity) = capacity {
+        status["capacity"] = json!({
             "allocatable": {
                 "cpu": format!("{}m", capacity.allocatable_milli_cpu),
                 "memory": capacity.allocatable_memory_bytes.to_string(),
@@ -170,29 +215,21 @@ impl Registry {
             "kubernetesVersion": capacity.kubernetes_version,
             "agentVersion": capacity.agent_version,
         });
-        self.client
-            .update(MANAGED_CLUSTERS, None, cluster, true, |current| {
-                let mut next = current.clone();
-                let mut status = next.get("status").cloned().unwrap_or_else(|| json!({}));
-                status["capacity"] = capacity.clone();
-                status["lastHeartbeatTime"] = json!(stamp);
-                for (ty, reason, message) in [
-                    ("Ready", "HeartbeatReceived", "The agent is heartbeating."),
-                    ("Joined", "AgentJoined", "The agent joined the hub."),
-                ] {
-                    set_condition(
-                        &mut status,
-                        json!({"type": ty, "status": "True", "reason": reason,
-                               "message": message, "lastTransitionTime": stamp}),
-                    );
-                }
-                next["status"] = status;
-                Ok(next)
-            })
-            .await?;
-        self.metrics.heartbeats.inc();
-        Ok(())
     }
+    status["lastHeartbeatTime"] = json!(stamp);
+    let ready = match unreachable {
+        None => json!({"type": "Ready", "status": "True", "reason": "HeartbeatReceived",
+                       "message": "The agent is heartbeating.", "lastTransitionTime": stamp}),
+        Some(why) => json!({"type": "Ready", "status": "False", "reason": "ClusterUnreachable",
+                            "message": format!("The agent cannot reach the cluster: {why}"),
+                            "lastTransitionTime": stamp}),
+    };
+    set_condition(status, ready);
+    set_condition(
+        status,
+        json!({"type": "Joined", "status": "True", "reason": "AgentJoined",
+               "message": "The agent joined the hub.", "lastTransitionTime": stamp}),
+    );
 }
 
 /// Whether a cluster object is Ready but silent for longer than `timeout` at `now`.
@@ -379,5 +416,34 @@ mod tests {
         assert_eq!(status["conditions"][0]["lastTransitionTime"], "t2");
         set_condition(&mut status, json!({"type": "Joined", "status": "True"}));
         assert_eq!(status["conditions"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn unreachable_heartbeat_marks_not_ready_at_once_and_a_healthy_one_recovers() {
+        let now = Utc::now();
+        let capacity = kruise_proto::federation::Capacity {
+            allocatable_pods: 110,
+            ..Default::default()
+        };
+        let mut status = json!({});
+        apply_heartbeat(&mut status, Some(&capacity), None, now);
+        assert_eq!(status["conditions"][0]["status"], "True");
+        apply_heartbeat(&mut status, None, Some("connection refused"), now);
+        let ready = &status["conditions"][0];
+        assert_eq!(
+            (ready["type"].as_str(), ready["status"].as_str()),
+            (Some("Ready"), Some("False"))
+        );
+        assert_eq!(ready["reason"], "ClusterUnreachable");
+        assert_eq!(status["capacity"]["allocatable"]["pods"], "110");
+        let cluster = json!({"status": status.clone()});
+        assert!(!heartbeat_expired(
+            &cluster,
+            now + chrono::Duration::hours(1),
+            Duration::from_secs(5)
+        ));
+        apply_heartbeat(&mut status, Some(&capacity), None, now);
+        assert_eq!(status["conditions"][0]["reason"], "HeartbeatReceived");
+        assert_eq!(status["conditions"][0]["status"], "True");
     }
 }

@@ -2,7 +2,7 @@
 //! `kruise-agent` processes joined to a hub.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -41,11 +41,16 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 }
 
 fn spawn_logged(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(log)?;
+    // The processes log with tracing to stdout; keep it with stderr in one file.
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let err = out.try_clone()?;
     Command::new(bin)
         .args(args)
-        .stdout(Stdio::null())
-        .stderr(log)
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))
 }

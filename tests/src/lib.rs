@@ -2,7 +2,7 @@
 //! and agents) as real processes and gives back kube clients for them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -32,6 +32,22 @@ pub struct LocalCluster {
     pub kubeconfig: PathBuf,
     pub state: tempfile::TempDir,
     child: Child,
+    args: Vec<String>,
+}
+
+/// Starts `kruise-local` with `args`, appending its stdout and stderr to `log`.
+fn spawn_local(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let err = out.try_clone()?;
+    Command::new(bin)
+        .args(args)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }
 
 impl LocalCluster {
@@ -47,38 +63,80 @@ impl LocalCluster {
                 bin.display()
             );
         }
-        let log = std::fs::File::create(state.path().join("kruise-local.log"))?;
-        let child = Command::new(&bin)
-            .args([
-                "run",
-                "--name",
-                name,
-                "--nodes",
-                &nodes.to_string(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut args: Vec<String> = [
+            "run",
+            "--name",
+            name,
+            "--nodes",
+            &nodes.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push("--kubeconfig-out".into());
+        args.push(kubeconfig.display().to_string());
+        args.push("--state-dir".into());
+        args.push(state.path().display().to_string());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let child = spawn_local(&bin, &args, &state.path().join("kruise-local.log"))?;
         let cluster = LocalCluster {
             name: name.to_string(),
             kubeconfig,
             state,
             child,
+            args,
         };
+        cluster.wait_up().await?;
+        Ok(cluster)
+    }
+
+    /// Kills the process (SIGKILL): the API server goes away at once, its state stays on disk.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again over the same state directory and on the same port (so existing
+    /// kubeconfigs keep working) and waits until the API answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let server = kc
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .context("kubeconfig has no server")?;
+        let port = server
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+            .with_context(|| format!("no port in server {server}"))?;
+        let mut args = self.args.clone();
+        if let Some(i) = args.iter().position(|a| a == "--listen") {
+            if let Some(listen) = args.get_mut(i + 1) {
+                *listen = format!("127.0.0.1:{port}");
+            }
+        }
+        self.child = spawn_local(
+            &bin_dir().join("kruise-local"),
+            &args,
+            &self.state.path().join("kruise-local.log"),
+        )?;
+        self.wait_up().await
+    }
+
+    /// Waits until the kubeconfig exists and the API answers.
+    async fn wait_up(&self) -> anyhow::Result<()> {
+        let name = &self.name;
+        let cluster = self;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if cluster.kubeconfig.exists() {
                 if let Ok(client) = cluster.client().await {
                     if client.apiserver_version().await.is_ok() {
-                        return Ok(cluster);
+                        return Ok(());
                     }
                 }
             }

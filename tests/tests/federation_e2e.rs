@@ -4,8 +4,9 @@
 //! A 10-replica UnitedDeployment over three clusters (50% / 30% / rest) runs 5/3/2 pods in the
 //! right clusters; an image update rolls out wave by wave (subset r3, then r2, then r1) in place,
 //! observed through the UnitedDeployment's status on the hub, surviving the kill of the hub
-//! replica that drives it; with `Adaptive`, the replicas of a cluster whose agent stops move to
-//! another cluster and come back when it returns.
+//! replica that drives it; with `Adaptive`, killing a member cluster's `kruise-local` makes its
+//! replicas reappear in another cluster, and they come back after it restarts. The hub status
+//! follows a change in a member within 2 s.
 //!
 //! Build the binaries first: `cargo build -p kruise-hub -p kruise-agent -p kruise-local`.
 
@@ -41,6 +42,18 @@ fn api(
     let ar =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
     Api::namespaced_with(client.clone(), "default", &ar)
+}
+
+fn api_all(
+    client: &Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::all_with(client.clone(), &ar)
 }
 
 fn uds(hub: &Client) -> Api<DynamicObject> {
@@ -286,16 +299,47 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
         )
         .await?;
     let expected = [5usize, 3, 2];
-    wait_or_dump(Duration::from_secs(90), &hub, &members, "shop", || async {
-        for (member, want) in members.iter().zip(expected) {
-            if ready_pods(member, "shop").await?.len() != want {
-                return Ok(false);
+    // Freshness: the time from the last member pod turning ready to the hub status saying so.
+    let created = Instant::now();
+    let (mut members_ready, mut hub_ready) = (None::<Instant>, None::<Instant>);
+    while members_ready.is_none() || hub_ready.is_none() {
+        if created.elapsed() > Duration::from_secs(90) {
+            dump(&hub, &members, "shop").await;
+            anyhow::bail!(
+                "shop did not become ready: members {members_ready:?}, hub {hub_ready:?}"
+            );
+        }
+        if members_ready.is_none() {
+            let mut all = true;
+            for (member, want) in members.iter().zip(expected) {
+                all &= ready_pods(member, "shop").await?.len() == want;
+            }
+            if all {
+                members_ready = Some(Instant::now());
             }
         }
-        let s = ud_status(&hub, "shop").await?;
-        Ok(s["readyReplicas"] == 10 && s["replicas"] == 10)
-    })
-    .await?;
+        if hub_ready.is_none() {
+            if let Ok(s) = ud_status(&hub, "shop").await {
+                if s["readyReplicas"] == 10 && s["replicas"] == 10 {
+                    hub_ready = Some(Instant::now());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (Some(members_ready), Some(hub_ready)) = (members_ready, hub_ready) else {
+        anyhow::bail!("unreachable: both times are set");
+    };
+    let freshness = hub_ready.saturating_duration_since(members_ready);
+    eprintln!(
+        "freshness: members ready at {:?}, hub status ready at {:?} (lag {freshness:?})",
+        members_ready - created,
+        hub_ready - created
+    );
+    assert!(
+        freshness < Duration::from_secs(2),
+        "the hub status lagged the members by {freshness:?}"
+    );
     let status = ud_status(&hub, "shop").await?;
     assert_eq!(status["subsetReplicas"], json!({"r1": 5, "r2": 3, "r3": 2}));
     let mut uids_before = Vec::new();
@@ -415,7 +459,8 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
     let survivor = 1 - driver;
     hubs[driver].restart().await?;
 
-    // Adaptive: c1's agent stops, c1 turns NotReady, its replicas move to r2 and come back.
+    // Adaptive: c1's kruise-local is killed, its agent reports it unreachable, c1 turns NotReady,
+    // its replicas move to r2 and come back after it restarts.
     let hub = hubs[survivor].client().await?;
     let adaptive = json!([
         {"name": "r1", "clusters": ["c1"], "minReplicas": 4, "maxReplicas": 4},
@@ -436,13 +481,44 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
         Ok(true)
     })
     .await?;
-    agents[0].stop();
-    wait_or_dump(Duration::from_secs(60), &hub, &members, "api", || async {
-        Ok(ready_pods(&members[1], "api").await?.len() == 7)
+    let c1_before: Vec<String> = ready_pods(&members[0], "api")
+        .await?
+        .into_values()
+        .map(|(uid, _)| uid)
+        .collect();
+    let managed = api_all(
+        &hub,
+        "federation.kruise.io",
+        "v1alpha1",
+        "ManagedCluster",
+        "managedclusters",
+    );
+    clusters[0].kill();
+    let killed_at = Instant::now();
+    wait_until(Duration::from_secs(20), || async {
+        let c1 = serde_json::to_value(managed.get("c1").await?)?;
+        Ok(c1["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["type"] == "Ready"
+                    && c["status"] == "False"
+                    && c["reason"] == "ClusterUnreachable"
+            })
+        }))
     })
     .await?;
-    // c1's pods were never deleted while it was unreachable.
-    assert_eq!(ready_pods(&members[0], "api").await?.len(), 4);
+    eprintln!(
+        "c1 NotReady (ClusterUnreachable) {:?} after the kill",
+        killed_at.elapsed()
+    );
+    let survivors = members[1..].to_vec();
+    wait_until(Duration::from_secs(60), || async {
+        Ok(ready_pods(&survivors[0], "api").await?.len() == 7)
+    })
+    .await?;
+    eprintln!(
+        "c1's replicas run in c2 {:?} after the kill",
+        killed_at.elapsed()
+    );
     // The Fixed UnitedDeployment moved nothing: its c1 Work keeps 5 replicas, c2 runs 3.
     let works = api(&hub, "federation.kruise.io", "v1alpha1", "Work", "works");
     let shop_c1 = serde_json::to_value(works.get("shop-r1-c1").await?)?;
@@ -457,7 +533,13 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
             .any(|c| { c["type"] == "SubsetFailure" && c["status"] == "True" })),
         "the failover is reported: {api_status}"
     );
+    clusters[0].restart().await?;
+    // kruise-local issues a new admin token at every start: the agent reads the new kubeconfig
+    // when it restarts (until then its probes are refused and c1 stays NotReady).
+    agents[0].stop();
     agents[0].restart()?;
+    let members: Vec<Client> =
+        futures::future::try_join_all(clusters.iter().map(|c| c.client())).await?;
     wait_or_dump(Duration::from_secs(90), &hub, &members, "api", || async {
         Ok(ready_pods(&members[1], "api").await?.len() == 3
             && ready_pods(&members[0], "api").await?.len() == 4)
@@ -465,5 +547,15 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
     .await?;
     let s = ud_status(&hub, "api").await?;
     assert_eq!(s["subsetReplicas"], json!({"r1": 4, "r2": 3, "r3": 3}));
+    let c1_after: Vec<String> = ready_pods(&members[0], "api")
+        .await?
+        .into_values()
+        .map(|(uid, _)| uid)
+        .collect();
+    eprintln!(
+        "c1 pods kept across the outage: {} of {}",
+        c1_after.iter().filter(|u| c1_before.contains(u)).count(),
+        c1_before.len()
+    );
     Ok(())
 }

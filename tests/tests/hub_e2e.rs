@@ -88,11 +88,15 @@ async fn total_owned(hubs: &[&HubReplica]) -> usize {
 }
 
 async fn snapshot_events(hubs: &[HubReplica]) -> f64 {
+    metric_sum(hubs, "kruise_hub_work_events_total{reason=\"snapshot\"}").await
+}
+
+/// `name` summed over every replica that answers.
+async fn metric_sum(hubs: &[HubReplica], name: &str) -> f64 {
     let mut total = 0.0;
     for h in hubs {
         if let Ok(text) = h.metrics().await {
-            total +=
-                metric(&text, "kruise_hub_work_events_total{reason=\"snapshot\"}").unwrap_or(0.0);
+            total += metric(&text, name).unwrap_or(0.0);
         }
     }
     total
@@ -201,6 +205,37 @@ async fn hub_dispatches_fails_over_and_resumes() -> anyhow::Result<()> {
     assert!(
         latency < Duration::from_secs(2),
         "dispatch took {latency:?}"
+    );
+
+    // Once the workload is available its status settles: the agent's reports are not echoed
+    // back to it as Work changes, so it does not re-apply and report again in a loop.
+    wait_until(Duration::from_secs(30), || async {
+        let w = serde_json::to_value(hub_works.get("api").await?)?;
+        Ok(w.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Available" && c["status"] == "True")
+            }))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reports = "kruise_hub_status_reports_total";
+    let before = metric_sum(&hubs, reports).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = metric_sum(&hubs, reports).await;
+    assert!(
+        after - before <= 1.0,
+        "status reports keep coming for settled workloads: {before} -> {after}"
+    );
+    let suppressed = metric_sum(
+        &hubs,
+        "kruise_hub_work_events_total{reason=\"status_only_suppressed\"}",
+    )
+    .await;
+    assert!(
+        suppressed > 0.0,
+        "status-only Work writes were not suppressed"
     );
 
     // Deleting the Work removes the workload.

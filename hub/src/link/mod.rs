@@ -207,6 +207,13 @@ impl LinkService {
                         metadata.insert(kruise_proto::AUTHORIZATION, value);
                     }
                     match self.authenticate(&metadata).await {
+                        Ok(_) if beat.cluster_unreachable => {
+                            warn!(cluster, reason = %beat.unreachable_message, "agent cannot reach its cluster");
+                            self.registry
+                                .unreachable(&cluster, &beat.unreachable_message, Utc::now())
+                                .await
+                                .map_err(api_status)
+                        }
                         Ok(_) => self
                             .registry
                             .heartbeat(&cluster, &beat.capacity.unwrap_or_default(), Utc::now())

@@ -76,13 +76,42 @@ fn event(kind: work_event::Type, kv: &KeyValue, revision: Revision) -> Option<Wo
     })
 }
 
-/// What an agent of `cluster` must hear about a store change, if anything.
+/// The part of a stored Work the agent acts on: everything but its status and the bookkeeping
+/// fields every write changes.
+fn desired(value: &[u8]) -> Option<Value> {
+    let mut work: Value = serde_json::from_slice(value).ok()?;
+    let object = work.as_object_mut()?;
+    object.remove("status");
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    Some(work)
+}
+
+/// Whether a Put only changed the Work's status (the agent's own report echoed back), so the
+/// agent has nothing to apply.
+pub fn status_only(change: &WatchEvent) -> bool {
+    let Some(prev) = change.prev.as_ref() else {
+        return false;
+    };
+    change.kind == EventKind::Put
+        && matches!(
+            (desired(&prev.value), desired(&change.kv.value)),
+            (Some(before), Some(now)) if before == now
+        )
+}
+
+/// What an agent of `cluster` must hear about a store change, if anything. A status-only write
+/// yields nothing: the agent applied that spec already, and echoing its own reports back would
+/// make it re-apply and report again.
 pub fn event_for(cluster: &str, change: &WatchEvent) -> Option<WorkEvent> {
     let now = work_target(&change.kv.value);
     let before = change.prev.as_ref().and_then(|p| work_target(&p.value));
     let mine = |t: &Option<(String, bool)>| t.as_ref().is_some_and(|(c, _)| c == cluster);
     let revision = change.kv.mod_revision;
     match change.kind {
+        EventKind::Put if mine(&now) && status_only(change) => None,
         EventKind::Put if mine(&now) => {
             let deleting = now.as_ref().is_some_and(|(_, d)| *d);
             let kind = if deleting {
@@ -169,6 +198,10 @@ pub async fn stream_works(
             match item {
                 Ok(change) => {
                     after = change.kv.mod_revision;
+                    let own = work_target(&change.kv.value).is_some_and(|(c, _)| c == cluster);
+                    if own && status_only(&change) {
+                        metrics.work_event("status_only_suppressed");
+                    }
                     if let Some(ev) = event_for(&cluster, &change) {
                         let kind = if ev.r#type == work_event::Type::Delete as i32 {
                             "delete"
@@ -258,5 +291,63 @@ mod tests {
         };
         assert_eq!(event_for("c2", &deleted).map(|e| e.revision), Some(7));
         assert!(event_for("c1", &deleted).is_none());
+    }
+
+    fn with(kv: &KeyValue, rev: i64, edit: impl FnOnce(&mut Value)) -> KeyValue {
+        let mut work: Value = serde_json::from_slice(&kv.value).expect("json");
+        edit(&mut work);
+        KeyValue {
+            key: kv.key.clone(),
+            value: Bytes::from(serde_json::to_vec(&work).expect("json")),
+            create_revision: kv.create_revision,
+            mod_revision: rev,
+        }
+    }
+
+    #[test]
+    fn status_only_writes_are_not_echoed_but_spec_and_deletion_changes_are() {
+        let base = kv("w", "c1", 5);
+        let reported = with(&base, 6, |w| {
+            w["status"] = serde_json::json!({"observedRevision": "5"});
+            w["metadata"]["resourceVersion"] = serde_json::json!("6");
+        });
+        let put = |kv: KeyValue, prev: &KeyValue| WatchEvent {
+            kind: EventKind::Put,
+            kv,
+            prev: Some(prev.clone()),
+        };
+        let echo = put(reported.clone(), &base);
+        assert!(status_only(&echo));
+        assert!(event_for("c1", &echo).is_none());
+
+        let rescaled = with(&reported, 7, |w| {
+            w["spec"]["workload"] = serde_json::json!({"spec": {"replicas": 3}})
+        });
+        let ev = event_for("c1", &put(rescaled.clone(), &reported)).expect("spec change");
+        assert_eq!(
+            (ev.r#type, ev.revision),
+            (work_event::Type::Upsert as i32, 7)
+        );
+
+        let annotated = with(&rescaled, 8, |w| {
+            w["metadata"]["annotations"] = serde_json::json!({"base": "7"})
+        });
+        assert!(event_for("c1", &put(annotated.clone(), &rescaled)).is_some());
+
+        let deleting = with(&annotated, 9, |w| {
+            w["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z")
+        });
+        assert_eq!(
+            event_for("c1", &put(deleting, &annotated)).map(|e| e.r#type),
+            Some(work_event::Type::Delete as i32)
+        );
+
+        // Without the previous value nothing can be judged: forward it.
+        let unknown = WatchEvent {
+            kind: EventKind::Put,
+            kv: reported,
+            prev: None,
+        };
+        assert!(event_for("c1", &unknown).is_some());
     }
 }

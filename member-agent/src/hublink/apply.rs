@@ -132,11 +132,20 @@ impl Applier {
         }
     }
 
-    async fn api(
+    /// The API resource of `target`'s kind, as the member cluster serves it.
+    pub async fn resource(
         &self,
         work: &str,
         target: &ObjectRef,
-    ) -> Result<(Api<DynamicObject>, bool), ApplyError> {
+    ) -> Result<ApiResource, ApplyError> {
+        Ok(self.kind(work, target).await?.0)
+    }
+
+    async fn kind(
+        &self,
+        work: &str,
+        target: &ObjectRef,
+    ) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
         let key = (target.api_version.clone(), target.kind.clone());
         let cached = self.kinds.lock().ok().and_then(|k| k.get(&key).cloned());
         let (resource, caps) = match cached {
@@ -161,6 +170,15 @@ impl Applier {
                 found
             }
         };
+        Ok((resource, caps))
+    }
+
+    async fn api(
+        &self,
+        work: &str,
+        target: &ObjectRef,
+    ) -> Result<(Api<DynamicObject>, bool), ApplyError> {
+        let (resource, caps) = self.kind(work, target).await?;
         Ok(match caps.scope {
             Scope::Namespaced => (
                 Api::namespaced_with(self.client.clone(), &target.namespace, &resource),

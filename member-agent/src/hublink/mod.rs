@@ -11,13 +11,14 @@
 pub mod apply;
 pub mod state;
 pub mod status;
+pub mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kruise_proto::federation::federation_client::FederationClient;
 use kruise_proto::federation::{
     agent_message, hub_message, work_event, Ack, AgentMessage, Heartbeat, HubMessage, JoinRequest,
@@ -34,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use apply::{Applier, ObjectRef};
 use state::{LinkState, StateStore};
+use watch::Watches;
 
 /// How the link runs.
 #[derive(Clone, Debug)]
@@ -44,18 +46,28 @@ pub struct HubLinkConfig {
     pub state_namespace: String,
     /// The agent's version, reported to the hub.
     pub agent_version: String,
-    /// How often every applied Work's status is re-read and reported when changed.
+    /// How often every applied Work's status is re-read and reported when changed: a safety net
+    /// behind the watches, which report a change within `status_debounce`.
     pub status_interval: Duration,
+    /// How long changes are collected before the changed Works are re-read and reported, so a
+    /// rollout sends at most one report per Work per window.
+    pub status_debounce: Duration,
+    /// How long the member cluster's API server may take to answer the probe made before every
+    /// heartbeat; without an answer the heartbeat reports the cluster unreachable.
+    pub probe_timeout: Duration,
 }
 
 impl HubLinkConfig {
-    /// Defaults for `join_file`: state in `kube-system`, status every 5 s.
+    /// Defaults for `join_file`: state in `kube-system`, changes reported after 150 ms, a full
+    /// sweep every 30 s, a 2 s cluster probe.
     pub fn new(join_file: PathBuf) -> Self {
         HubLinkConfig {
             join_file,
             state_namespace: "kube-system".into(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
-            status_interval: Duration::from_secs(5),
+            status_interval: Duration::from_secs(30),
+            status_debounce: Duration::from_millis(150),
+            probe_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -131,25 +143,19 @@ pub async fn connect(join: &JoinFile, endpoint: &str) -> Result<Channel, LinkErr
         .map_err(err)
 }
 
+/// The interceptor adding the cluster token to every call.
+pub type TokenInterceptor =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+
 /// A `Federation` client that sends the cluster token with every call.
-pub type HubClient = FederationClient<
-    tonic::service::interceptor::InterceptedService<
-        Channel,
-        Box<
-            dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
-                + Send
-                + Sync,
-        >,
-    >,
->;
+pub type HubClient =
+    FederationClient<tonic::service::interceptor::InterceptedService<Channel, TokenInterceptor>>;
 
 /// Wraps `channel` with the token interceptor.
 pub fn hub_client(channel: Channel, token: &str) -> HubClient {
     let value: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
         format!("Bearer {token}").parse().ok();
-    let interceptor: Box<
-        dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync,
-    > = Box::new(move |mut request: tonic::Request<()>| {
+    let interceptor: TokenInterceptor = Box::new(move |mut request: tonic::Request<()>| {
         if let Some(v) = value.clone() {
             request
                 .metadata_mut()
@@ -171,6 +177,11 @@ struct Link {
     reported: HashMap<String, (i64, bool, bool, Value)>,
     /// Hub revision of each Work's current spec.
     revisions: HashMap<String, i64>,
+    /// Watches of the applied workloads and their pods.
+    watches: Watches,
+    /// Works whose last apply failed in a way that may pass later (the cluster was down), by
+    /// key: applied again at the next heartbeat that finds the cluster reachable.
+    retry: HashMap<String, WorkEvent>,
     config: HubLinkConfig,
 }
 
@@ -179,16 +190,82 @@ fn msg(m: agent_message::Message) -> AgentMessage {
 }
 
 impl Link {
+    /// Whether the member cluster's API server answers within the probe timeout; the error
+    /// says why not.
+    async fn probe(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.config.probe_timeout, self.client.apiserver_version()).await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.config.probe_timeout.as_millis()
+            )),
+        }
+    }
+
+    /// The heartbeat to send now: capacity when the cluster answers, unreachable otherwise.
+    async fn heartbeat(&mut self) -> Heartbeat {
+        let sent_unix_millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        match self.probe().await {
+            Ok(()) => Heartbeat {
+                capacity: Some(self.capacity().await),
+                sent_unix_millis,
+                cluster_unreachable: false,
+                unreachable_message: String::new(),
+            },
+            Err(message) => Heartbeat {
+                capacity: None,
+                sent_unix_millis,
+                cluster_unreachable: true,
+                unreachable_message: message,
+            },
+        }
+    }
+
+    /// The workload status to report for `obj`, with its unschedulable pods counted.
+    async fn observe(&self, obj: &Value) -> Value {
+        let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+        let unschedulable = match (namespace, status::pod_selector(obj)) {
+            (Some(ns), Some(selector)) => {
+                let pods = Api::<Pod>::namespaced(self.client.clone(), ns);
+                let listed = tokio::time::timeout(
+                    self.config.probe_timeout,
+                    pods.list(&ListParams::default().labels(&selector)),
+                )
+                .await;
+                match listed {
+                    Ok(Ok(list)) => status::count_unschedulable(&list.items),
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "listing the workload's pods failed");
+                        0
+                    }
+                    Err(_) => 0,
+                }
+            }
+            _ => 0,
+        };
+        status::workload_status(obj, unschedulable)
+    }
+
     async fn capacity(&self) -> kruise_proto::federation::Capacity {
-        let nodes = Api::<Node>::all(self.client.clone())
-            .list(&ListParams::default())
+        let timeout = self.config.probe_timeout;
+        let nodes = tokio::time::timeout(
+            timeout,
+            Api::<Node>::all(self.client.clone()).list(&ListParams::default()),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|l| l.items)
+        .unwrap_or_default();
+        let version = tokio::time::timeout(timeout, self.client.apiserver_version())
             .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        let version = self
-            .client
-            .apiserver_version()
-            .await
+            .ok()
+            .and_then(Result::ok)
             .map(|v| v.git_version)
             .unwrap_or_default();
         status::capacity(&nodes, &version, &self.config.agent_version)
@@ -198,16 +275,11 @@ impl Link {
         &mut self,
         key: &str,
         revision: i64,
-        result: Result<&Value, String>,
+        result: Result<(&Value, Value), String>,
     ) -> Option<AgentMessage> {
         let (namespace, name) = key.split_once('/')?;
         let (applied, available, workload, message) = match result {
-            Ok(obj) => (
-                true,
-                status::available(obj),
-                status::workload_status(obj),
-                String::new(),
-            ),
+            Ok((obj, workload)) => (true, status::available(obj), workload, String::new()),
             Err(message) => (false, false, Value::Null, message),
         };
         let fingerprint = (revision, applied, available, workload.clone());
@@ -242,6 +314,7 @@ impl Link {
             }
             self.revisions.remove(&key);
             self.reported.remove(&key);
+            self.retry.remove(&key);
             self.dirty = true;
             return None;
         }
@@ -269,26 +342,53 @@ impl Link {
             }
         }
         self.revisions.insert(key.clone(), ev.revision);
+        self.retry.remove(&key);
         match self.applier.apply(&key, &ev.namespace, &manifest).await {
             Ok((target, applied)) => {
+                if let Ok(resource) = self.applier.resource(&key, &target).await {
+                    self.watches.ensure(&resource);
+                }
                 self.state.works.insert(key.clone(), target);
                 self.dirty = true;
-                self.status_message(&key, ev.revision, Ok(&applied))
+                let workload = self.observe(&applied).await;
+                self.status_message(&key, ev.revision, Ok((&applied, workload)))
             }
             Err(e) => {
                 warn!(work = %key, error = %e, "applying the Work failed");
-                self.status_message(&key, ev.revision, Err(e.to_string()))
+                let message = e.to_string();
+                if e.is_retryable() {
+                    self.retry.insert(key.clone(), ev.clone());
+                }
+                self.status_message(&key, ev.revision, Err(message))
             }
         }
     }
 
     /// Re-reads every applied workload and returns the statuses that changed.
     async fn sweep(&mut self) -> Vec<AgentMessage> {
-        let works: Vec<(String, ObjectRef)> = self
+        let keys: Vec<String> = self.state.works.keys().cloned().collect();
+        self.report(keys).await
+    }
+
+    /// Re-reads the workloads of the Works whose objects or pods changed since the last call and
+    /// returns the statuses that changed.
+    async fn report_changes(&mut self) -> Vec<AgentMessage> {
+        let changes = self.watches.marks().drain();
+        let namespaces: HashMap<String, String> = self
             .state
             .works
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, t)| (k.clone(), t.namespace.clone()))
+            .collect();
+        let keys = watch::affected(&changes, &namespaces);
+        self.report(keys).await
+    }
+
+    /// Re-reads the workloads of `keys` and returns the statuses that differ from the last sent.
+    async fn report(&mut self, keys: Vec<String>) -> Vec<AgentMessage> {
+        let works: Vec<(String, ObjectRef)> = keys
+            .into_iter()
+            .filter_map(|k| self.state.works.get(&k).cloned().map(|t| (k, t)))
             .collect();
         let mut out = Vec::new();
         for (key, target) in works {
@@ -297,8 +397,12 @@ impl Link {
                 .get(&key)
                 .copied()
                 .unwrap_or(self.state.revision);
+            if let Ok(resource) = self.applier.resource(&key, &target).await {
+                self.watches.ensure(&resource);
+            }
             if let Ok(Some(obj)) = self.applier.get(&key, &target).await {
-                if let Some(m) = self.status_message(&key, revision, Ok(&obj)) {
+                let workload = self.observe(&obj).await;
+                if let Some(m) = self.status_message(&key, revision, Ok((&obj, workload))) {
                     out.push(m);
                 }
             }
@@ -362,6 +466,9 @@ impl Link {
         let mut beat = tokio::time::interval(beat_every);
         let mut sweep = tokio::time::interval(self.config.status_interval);
         let mut save = tokio::time::interval(Duration::from_millis(500));
+        let marks = self.watches.marks();
+        let mut flush_at: Option<tokio::time::Instant> = None;
+        let mut reachable = true;
         let mut snapshot: Option<HashSet<String>> = None;
         let send = |m: AgentMessage| {
             let tx = tx.clone();
@@ -374,15 +481,33 @@ impl Link {
                     return Ok(true);
                 }
                 _ = beat.tick() => {
-                    let capacity = self.capacity().await;
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as i64)
-                        .unwrap_or(0);
-                    send(msg(agent_message::Message::Heartbeat(Heartbeat {
-                        capacity: Some(capacity),
-                        sent_unix_millis: now,
-                    }))).await;
+                    let heartbeat = self.heartbeat().await;
+                    if heartbeat.cluster_unreachable == reachable {
+                        reachable = !heartbeat.cluster_unreachable;
+                        if reachable {
+                            info!("member cluster reachable again");
+                        } else {
+                            warn!(reason = %heartbeat.unreachable_message, "member cluster unreachable");
+                        }
+                    }
+                    send(msg(agent_message::Message::Heartbeat(heartbeat))).await;
+                    if reachable && !self.retry.is_empty() {
+                        let failed: Vec<WorkEvent> = self.retry.drain().map(|(_, ev)| ev).collect();
+                        for ev in failed {
+                            if let Some(status) = self.handle_work(ev).await {
+                                send(status).await;
+                            }
+                        }
+                    }
+                }
+                _ = marks.changed(), if flush_at.is_none() => {
+                    flush_at = Some(tokio::time::Instant::now() + self.config.status_debounce);
+                }
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
+                    flush_at = None;
+                    for m in self.report_changes().await {
+                        send(m).await;
+                    }
                 }
                 _ = sweep.tick() => {
                     for m in self.sweep().await {
@@ -458,6 +583,8 @@ where
     })?;
     let mut link = Link {
         applier: Applier::new(client.clone()),
+        watches: Watches::new(client.clone()),
+        retry: HashMap::new(),
         client,
         store,
         state,

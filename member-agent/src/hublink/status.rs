@@ -1,6 +1,6 @@
 //! What the link reports: a workload's replica counts and conditions, and the cluster's capacity.
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kruise_proto::federation::Capacity;
 use serde_json::{json, Value};
 
@@ -8,9 +8,70 @@ fn int(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// The workload's pod selector (`spec.selector`) as a label selector string, or `None` when it
+/// has none or uses an operator the API does not know (then no pods are counted).
+pub fn pod_selector(obj: &Value) -> Option<String> {
+    let selector = obj.pointer("/spec/selector")?;
+    let mut terms: Vec<String> = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                .collect()
+        })
+        .unwrap_or_default();
+    for expr in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = expr.get("key").and_then(Value::as_str)?;
+        let values: Vec<&str> = expr
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        terms.push(match expr.get("operator").and_then(Value::as_str)? {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => return None,
+        });
+    }
+    (!terms.is_empty()).then(|| terms.join(","))
+}
+
+/// Whether a pod waits for a node the scheduler cannot find: Pending with `PodScheduled=False`
+/// reason `Unschedulable`.
+pub fn pod_unschedulable(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    status.phase.as_deref() == Some("Pending")
+        && status.conditions.as_ref().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
+}
+
+/// Unschedulable pods among `pods` that are not being deleted.
+pub fn count_unschedulable(pods: &[Pod]) -> i32 {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_unschedulable(p))
+        .count() as i32
+}
+
 /// The Work's `workloadStatus` (camelCase, as `kruise_api`'s `WorkloadStatus`) from an applied
-/// workload object.
-pub fn workload_status(obj: &Value) -> Value {
+/// workload object and the number of its pods that cannot be scheduled (the larger of that and
+/// what the workload's own status says, for kinds that report it).
+pub fn workload_status(obj: &Value, unschedulable_pods: i32) -> Value {
     let conditions: Vec<Value> = obj
         .pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -30,7 +91,8 @@ pub fn workload_status(obj: &Value) -> Value {
         "updatedReplicas": int(obj, "/status/updatedReplicas"),
         "updatedReadyReplicas": int(obj, "/status/updatedReadyReplicas"),
         "availableReplicas": int(obj, "/status/availableReplicas"),
-        "unschedulableReplicas": int(obj, "/status/unschedulableReplicas"),
+        "unschedulableReplicas": int(obj, "/status/unschedulableReplicas")
+            .max(i64::from(unschedulable_pods)),
     });
     if let Some(g) = obj
         .pointer("/status/observedGeneration")
@@ -125,7 +187,9 @@ mod tests {
             "status": {"replicas": 3, "readyReplicas": 3, "availableReplicas": 3,
                 "updatedReplicas": 3, "updatedReadyReplicas": 2, "observedGeneration": 2,
                 "conditions": [{"type": "Progressing", "status": "True"}]}});
-        let s = workload_status(&obj);
+        let s = workload_status(&obj, 0);
+        assert_eq!(s["unschedulableReplicas"], 0);
+        assert_eq!(workload_status(&obj, 2)["unschedulableReplicas"], 2);
         assert_eq!(s["updatedReadyReplicas"], 2);
         assert_eq!(s["observedGeneration"], 2);
         assert_eq!(s["conditions"][0]["type"], "Progressing");
@@ -133,5 +197,48 @@ mod tests {
         let mut stale = obj.clone();
         stale["metadata"]["generation"] = json!(3);
         assert!(!available(&stale));
+    }
+
+    fn pod(phase: &str, scheduled: Option<(&str, &str)>, deleting: bool) -> Pod {
+        let mut pod = json!({"metadata": {"name": "p"}, "status": {"phase": phase}});
+        if let Some((status, reason)) = scheduled {
+            pod["status"]["conditions"] =
+                json!([{"type": "PodScheduled", "status": status, "reason": reason}]);
+        }
+        if deleting {
+            pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(pod).expect("pod")
+    }
+
+    #[test]
+    fn only_pending_pods_the_scheduler_rejected_count() {
+        let pods = vec![
+            pod("Pending", Some(("False", "Unschedulable")), false),
+            pod("Pending", Some(("False", "Unschedulable")), false),
+            pod("Pending", Some(("False", "Unschedulable")), true),
+            pod("Pending", Some(("False", "SchedulerError")), false),
+            pod("Pending", Some(("True", "")), false),
+            pod("Pending", None, false),
+            pod("Running", Some(("True", "")), false),
+        ];
+        assert_eq!(count_unschedulable(&pods), 2);
+        assert_eq!(count_unschedulable(&[]), 0);
+    }
+
+    #[test]
+    fn selectors_become_label_selector_strings() {
+        let obj = json!({"spec": {"selector": {"matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "canary", "operator": "DoesNotExist"}]}}});
+        assert_eq!(
+            pod_selector(&obj).as_deref(),
+            Some("app=web,tier in (a,b),!canary")
+        );
+        assert_eq!(pod_selector(&json!({"spec": {}})), None);
+        let odd = json!({"spec": {"selector": {"matchExpressions": [
+            {"key": "k", "operator": "Near"}]}}});
+        assert_eq!(pod_selector(&odd), None);
     }
 }
