@@ -169,6 +169,7 @@ impl RunArgs {
         config.cluster_name = name.clone();
         config.extra_hosts = extra_hosts;
         config.tokens = TokenAuth::disabled();
+        config.admin_token = Some(admin_token(&state_dir)?);
         config.crds = crds;
         let server = kruise_apiserver::start(config).await?;
         let client = server.client();
@@ -207,6 +208,16 @@ impl RunArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_token_survives_a_restart_on_the_same_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = admin_token(dir.path()).expect("generated");
+        assert_eq!(first.len(), 40);
+        assert_eq!(admin_token(dir.path()).expect("read back"), first);
+        let other = tempfile::tempdir().expect("tempdir");
+        assert_ne!(admin_token(other.path()).expect("generated"), first);
+    }
     use clap::CommandFactory;
 
     #[test]
@@ -251,4 +262,27 @@ mod tests {
         assert_eq!(demo.timeout, 20);
         assert_eq!(demo.manifest, Some(PathBuf::from("ud.yaml")));
     }
+}
+
+/// The cluster's admin token, kept in the state directory so kubeconfigs written earlier keep
+/// working when the cluster restarts on the same state.
+fn admin_token(state_dir: &Path) -> anyhow::Result<String> {
+    let path = state_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token = kruise_apiserver::auth::random_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
 }
