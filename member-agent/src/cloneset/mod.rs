@@ -184,6 +184,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
         })
         .collect();
     if !ctx.expectations.satisfied(&key, &cache) {
+        tracing::debug!("writes not yet observed; waiting");
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
 
@@ -245,7 +246,7 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
         allow_rollback: ctx.gates.enabled(gates::CLONESET_PARTITION_ROLLBACK),
     };
     let the_plan = plan::plan(&observed, t);
-    tracing::debug!(diffs = ?the_plan.diffs, creates = the_plan.create.len(), deletes = the_plan.delete.len(), updates = the_plan.update.len(), "planned");
+    tracing::debug!(diffs = ?the_plan.diffs, refresh = the_plan.refresh.len(), creates = the_plan.create.len(), deletes = the_plan.delete.len(), updates = the_plan.update.len(), "planned");
     let factory = apply::PodFactory {
         cs: &defaulted,
         templates: &templates,

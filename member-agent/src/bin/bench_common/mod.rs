@@ -45,6 +45,13 @@ pub struct ClusterArgs {
     /// Seconds between progress lines (on stderr).
     #[arg(long, env = "BENCH_PROGRESS_SECONDS", default_value_t = 10)]
     pub progress_seconds: u64,
+    /// Log filter of the agent (`KRUISE_AGENT_LOG`), e.g. `kruise_agent=debug`.
+    #[arg(long, env = "BENCH_AGENT_LOG", default_value = "warn")]
+    pub agent_log: String,
+    /// Keep the working directory (kruise-local and agent logs) instead of removing it at the
+    /// end; its path is printed.
+    #[arg(long, env = "BENCH_KEEP_DIR")]
+    pub keep_dir: bool,
 }
 
 impl ClusterArgs {
@@ -216,7 +223,7 @@ impl Harness {
         let mut agent = Command::new(bin("kruise-agent")?);
         agent
             .env("KUBECONFIG", &kubeconfig)
-            .env("KRUISE_AGENT_LOG", "warn")
+            .env("KRUISE_AGENT_LOG", &args.agent_log)
             .args(["--metrics-addr", "127.0.0.1:0"])
             // One agent: no election, so a slow lease renewal on a busy machine cannot stop it.
             .args(["--leader-elect", "false"]);
@@ -412,7 +419,11 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.args.keep_dir {
+            eprintln!("[{}] logs kept in {}", self.name, self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
