@@ -11,10 +11,15 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
+#[path = "kruise-bench/federation.rs"]
+mod federation;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Case {
     /// Pods from create to Ready on a zero-latency kruise-local: the ceiling workloads are compared to.
     PodStart,
+    /// Hub status freshness after member changes, and Adaptive failover time of a lost cluster.
+    Federation,
 }
 
 /// Benchmarks for kruise-rs. Build first (`cargo build --release --workspace`), then run
@@ -34,6 +39,15 @@ struct Args {
     /// Concurrent API clients creating objects.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Member changes timed by the federation case.
+    #[arg(long, default_value_t = 30)]
+    changes: usize,
+    /// Replicas moved by the federation case's failover.
+    #[arg(long, default_value_t = 100)]
+    failover_replicas: usize,
+    /// Simulated nodes per member cluster in the federation case.
+    #[arg(long, default_value_t = 4)]
+    member_nodes: usize,
 }
 
 fn pod(i: usize) -> Pod {
@@ -174,6 +188,14 @@ async fn main() -> anyhow::Result<()> {
     for case in cases {
         match case {
             Case::PodStart => pod_start(&args).await?,
+            Case::Federation => {
+                federation::run(&federation::Params {
+                    changes: args.changes,
+                    replicas: args.failover_replicas,
+                    nodes: args.member_nodes,
+                })
+                .await?
+            }
         }
     }
     Ok(())
