@@ -131,11 +131,31 @@ fn cluster_info(kv: &KeyValue) -> Option<ClusterInfo> {
             cs.iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
         });
+    let allocatable = |key: &str| {
+        v.pointer(&format!("/status/capacity/allocatable/{key}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let capacity = allocatable("pods")
+        .and_then(|p| p.parse::<i64>().ok())
+        .or_else(|| allocatable("cpu").as_deref().and_then(millicores));
     Some(ClusterInfo {
         name,
         labels,
         ready,
+        capacity,
     })
+}
+
+/// A cpu quantity (`8`, `1.5`, `8000m`) in millicores.
+fn millicores(q: &str) -> Option<i64> {
+    match q.strip_suffix('m') {
+        Some(milli) => milli.parse().ok(),
+        None => q
+            .parse::<f64>()
+            .ok()
+            .map(|cores| (cores * 1000.0).round() as i64),
+    }
 }
 
 fn random_uid() -> String {

@@ -5,8 +5,8 @@
 //! matches that are Ready — plus matching clusters that already host the subset, so a cluster that
 //! turns NotReady keeps its share (moving it is the adaptive failover's decision, not placement's).
 //! A subset spanning several clusters is split evenly in cluster-name order, the remainder going to
-//! the first clusters. The UnitedDeployment type has no field asking for capacity-weighted splits,
-//! so none is offered.
+//! the first clusters, or with `clusterSplit: Capacity` in proportion to each cluster's reported
+//! allocatable pods (cpu when pods is not reported), largest remainders first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +47,8 @@ pub struct ClusterInfo {
     pub labels: BTreeMap<String, String>,
     /// Whether its `Ready` condition is True.
     pub ready: bool,
+    /// Allocatable capacity it reports (pods, else millicores), for `clusterSplit: Capacity`.
+    pub capacity: Option<i64>,
 }
 
 /// Replicas of one subset and their split over clusters.
@@ -316,6 +318,26 @@ pub fn split_proportional(total: i32, weights: &[(String, i32)]) -> Vec<(String,
         .collect()
 }
 
+/// Weights for a capacity split: each target's reported capacity; a target without one (or not
+/// known) weighs as the smallest reported, or 1 when none reports.
+fn capacity_weights(targets: &[String], clusters: &[ClusterInfo]) -> Vec<(String, i32)> {
+    let of = |name: &str| {
+        clusters
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.capacity)
+            .filter(|c| *c > 0)
+    };
+    let smallest = targets.iter().filter_map(|t| of(t)).min().unwrap_or(1);
+    targets
+        .iter()
+        .map(|t| {
+            let w = of(t).unwrap_or(smallest).min(i64::from(i32::MAX));
+            (t.clone(), w as i32)
+        })
+        .collect()
+}
+
 /// Full placement: replicas per subset, then per cluster. `current` holds each subset's replicas
 /// today; `hosting` the clusters each subset runs in today.
 pub fn place(
@@ -332,8 +354,13 @@ pub fn place(
         .zip(allocation)
         .map(|(subset, (name, replicas))| {
             let targets = subset_clusters(subset, clusters, hosting.get(&name).unwrap_or(&empty));
+            let split = if subset.cluster_split.as_deref() == Some("Capacity") {
+                split_proportional(replicas, &capacity_weights(&targets, clusters))
+            } else {
+                split_even(replicas, &targets)
+            };
             SubsetPlacement {
-                clusters: split_even(replicas, &targets),
+                clusters: split,
                 name,
                 replicas,
             }
@@ -481,6 +508,54 @@ mod tests {
     }
 
     #[test]
+    fn capacity_split_follows_allocatable_pods() {
+        let spec: UnitedDeploymentSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 10,
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {},
+            "topology": {"subsets": [
+                {"name": "wide", "clusters": ["big", "small", "unknown"], "clusterSplit": "Capacity"},
+            ]}
+        }))
+        .expect("spec");
+        let info = |name: &str, capacity| ClusterInfo {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            ready: true,
+            capacity,
+        };
+        let clusters = [
+            info("big", Some(300)),
+            info("small", Some(100)),
+            info("unknown", None),
+        ];
+        let placed = place(&spec, &clusters, &BTreeMap::new(), &BTreeMap::new()).expect("placed");
+        // Weights 300 / 100 / 100 (no report weighs as the smallest): 6 / 2 / 2.
+        assert_eq!(
+            placed[0].clusters,
+            vec![
+                ("big".to_string(), 6),
+                ("small".to_string(), 2),
+                ("unknown".to_string(), 2)
+            ]
+        );
+        let even: UnitedDeploymentSpec = {
+            let mut e = spec.clone();
+            e.topology.subsets.as_mut().expect("subsets")[0].cluster_split = None;
+            e
+        };
+        let placed = place(&even, &clusters, &BTreeMap::new(), &BTreeMap::new()).expect("placed");
+        assert_eq!(
+            placed[0]
+                .clusters
+                .iter()
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>(),
+            [4, 3, 3]
+        );
+    }
+
+    #[test]
     fn place_splits_subsets_over_clusters() {
         let spec = spec(
             10,
@@ -502,6 +577,7 @@ mod tests {
     #[test]
     fn selector_picks_ready_clusters_and_keeps_hosting_ones() {
         let cluster = |name: &str, region: &str, ready| ClusterInfo {
+            capacity: None,
             name: name.into(),
             labels: BTreeMap::from([("region".to_string(), region.to_string())]),
             ready,

@@ -573,6 +573,7 @@ mod tests {
 
     fn cluster(name: &str, region: &str, ready: bool) -> ClusterInfo {
         ClusterInfo {
+            capacity: None,
             name: name.into(),
             labels: BTreeMap::from([("region".to_string(), region.to_string())]),
             ready,

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kruise_api::apps::v1alpha1::uniteddeployment::{
-    UnitedDeploymentCondition, UnitedDeploymentStatus, UnitedDeploymentSubsetStatus,
+    UnitedDeploymentClusterStatus, UnitedDeploymentCondition, UnitedDeploymentStatus,
+    UnitedDeploymentSubsetStatus,
 };
 use kruise_api::federation::v1alpha1::work::WorkloadStatus;
 use serde_json::Value;
@@ -198,6 +199,25 @@ pub fn aggregate(status: &mut UnitedDeploymentStatus, counts: &Counts<'_>) {
     status.updated_replicas = updated;
     status.updated_ready_replicas = Some(updated_ready);
     status.subset_replicas = Some(counts.subset_replicas.iter().cloned().collect());
+    let mut per_cluster: Vec<UnitedDeploymentClusterStatus> = counts
+        .works
+        .iter()
+        .map(|w| {
+            let (u, ur) = w.updated(counts.update_revision);
+            UnitedDeploymentClusterStatus {
+                cluster: w.cluster.clone(),
+                subset: w.subset.clone(),
+                desired_replicas: w.replicas,
+                replicas: w.workload.replicas,
+                ready_replicas: w.workload.ready_replicas,
+                updated_replicas: u,
+                updated_ready_replicas: ur,
+                unschedulable_replicas: w.workload.unschedulable_replicas,
+            }
+        })
+        .collect();
+    per_cluster.sort_by(|a, b| (&a.subset, &a.cluster).cmp(&(&b.subset, &b.cluster)));
+    status.cluster_statuses = Some(per_cluster);
     let prior: BTreeMap<String, UnitedDeploymentSubsetStatus> = status
         .subset_statuses
         .take()
@@ -283,6 +303,27 @@ mod tests {
         assert_eq!(status.replicas, 10);
         assert_eq!(status.ready_replicas, Some(10));
         assert_eq!(status.updated_replicas, 6, "rev1 pods are not updated");
+        let clusters = status.cluster_statuses.clone().expect("per-cluster status");
+        let rows: Vec<(&str, &str, i32, i32, i32)> = clusters
+            .iter()
+            .map(|c| {
+                (
+                    c.subset.as_str(),
+                    c.cluster.as_str(),
+                    c.desired_replicas,
+                    c.ready_replicas,
+                    c.updated_ready_replicas,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("r1", "c1", 5, 5, 5),
+                ("r2", "c2", 3, 3, 0),
+                ("r3", "c3", 2, 2, 1)
+            ]
+        );
         assert_eq!(status.updated_ready_replicas, Some(6));
         let subsets = status.subset_statuses.expect("subset statuses");
         assert_eq!(subsets[1].replicas, Some(3));

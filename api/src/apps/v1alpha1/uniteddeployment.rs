@@ -31,6 +31,7 @@ pub const WAVE_UNIT_CLUSTER: &str = "Cluster";
 string_enum_schema!(update_type_schema, ["Manual"]);
 string_enum_schema!(schedule_type_schema, ["Adaptive", "Fixed", ""]);
 string_enum_schema!(wave_unit_schema, ["Subset", "Cluster"]);
+string_enum_schema!(cluster_split_schema, ["Even", "Capacity"]);
 
 /// Desired state of a UnitedDeployment.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -211,6 +212,13 @@ pub struct Subset {
     /// Hub only: selects the ManagedClusters this subset runs in by label. Exclusive with clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_selector: Option<LabelSelector>,
+    /// Hub only: how the subset's replicas are divided over its clusters. `Even` (default): in
+    /// equal shares by cluster name, the remainder to the first. `Capacity`: in proportion to each
+    /// ManagedCluster's allocatable pods (cpu when pods is not reported; a cluster reporting
+    /// neither weighs as the smallest), largest remainders first, ties by cluster name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cluster_split_schema")]
+    pub cluster_split: Option<String>,
 }
 
 /// Scheduling over subsets.
@@ -332,6 +340,31 @@ pub struct UnitedDeploymentStatus {
     /// Hub only: progress of update waves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave_status: Option<WaveStatus>,
+    /// Hub only: one entry per (subset, member cluster), from that cluster's Work status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_statuses: Option<Vec<UnitedDeploymentClusterStatus>>,
+}
+
+/// Hub only: the part of a subset running in one member cluster, as its agent last reported.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitedDeploymentClusterStatus {
+    /// ManagedCluster name.
+    pub cluster: String,
+    /// Subset name.
+    pub subset: String,
+    /// Replicas the hub asks of this cluster.
+    pub desired_replicas: i32,
+    /// Pods of the subset workload in the cluster.
+    pub replicas: i32,
+    /// Of those, Ready.
+    pub ready_replicas: i32,
+    /// On the update revision (0 while the report predates the current spec).
+    pub updated_replicas: i32,
+    /// On the update revision and Ready.
+    pub updated_ready_replicas: i32,
+    /// Pending because no node fits.
+    pub unschedulable_replicas: i32,
 }
 
 /// Status of one subset.
