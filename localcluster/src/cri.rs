@@ -585,11 +585,15 @@ impl ImageService for CriService {
             ));
         }
         let started = Timestamp::now();
-        let cached = self.node.lock().images.get(&image).map(|i| i.id.clone());
-        if let Some(id) = cached {
-            return Ok(Response::new(cri::PullImageResponse { image_ref: id }));
-        }
-        let took = self.model.pull_time(&image);
+        let until = {
+            let mut state = self.node.lock();
+            state.settle_pulls(started, &self.model);
+            if let Some(id) = state.images.get(&image).map(|i| i.id.clone()) {
+                return Ok(Response::new(cri::PullImageResponse { image_ref: id }));
+            }
+            state.pull_until(&image, started, &self.model)
+        };
+        let took = std::time::Duration::try_from(until.duration_since(started)).unwrap_or_default();
         tokio::time::sleep(took).await;
         let finished = Timestamp::now();
         let mut state = self.node.lock();

@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
+
+use crate::latency::LatencyModel;
 
 /// An image in a node's cache.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +116,45 @@ pub struct NodeState {
     pub pulls: Vec<PullRecord>,
     /// Pods by uid.
     pub pods: BTreeMap<String, PodRuntime>,
+    /// Pulls under way: image → when it is fetched. A second pull of the same image joins the
+    /// first, as containerd shares one fetch between concurrent pulls of one reference.
+    pub in_flight: BTreeMap<String, Timestamp>,
+}
+
+impl NodeState {
+    /// When a pull of `image` asked for at `now` finishes: joins a pull under way, or starts one.
+    pub fn pull_until(&mut self, image: &str, now: Timestamp, model: &LatencyModel) -> Timestamp {
+        match self.in_flight.get(image) {
+            Some(until) if *until > now => *until,
+            _ => {
+                let took = SignedDuration::try_from(model.pull_time(image)).unwrap_or_default();
+                let until = now + took;
+                self.in_flight.insert(image.to_string(), until);
+                until
+            }
+        }
+    }
+
+    /// Images whose pull finished by `now` enter the cache, whichever pod or client asked.
+    pub fn settle_pulls(&mut self, now: Timestamp, model: &LatencyModel) {
+        let done: Vec<(String, Timestamp)> = self
+            .in_flight
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(i, u)| (i.clone(), *u))
+            .collect();
+        for (image, until) in done {
+            self.in_flight.remove(&image);
+            if crate::latency::is_unpullable(&image) {
+                continue;
+            }
+            self.images.entry(image.clone()).or_insert(CachedImage {
+                id: image_id(&image),
+                size_bytes: model.image_mb(&image) * 1024 * 1024,
+                pulled_at: until,
+            });
+        }
+    }
 }
 
 /// A pod whose runtime changed outside the kubelet (e.g. a CRI StopContainer).

@@ -46,6 +46,8 @@ const KNOWN: &[(&str, bool)] = &[
 
 /// `CloneSetShortHash`: pods carry the short hash in `controller-revision-hash`.
 pub const CLONESET_SHORT_HASH: &str = "CloneSetShortHash";
+/// `PreDownloadImageForInPlaceUpdate`: pull new images ahead of in-place updates.
+pub const PRE_DOWNLOAD_IMAGE_FOR_IN_PLACE_UPDATE: &str = "PreDownloadImageForInPlaceUpdate";
 /// `CloneSetPartitionRollback`: raising partition rolls pods back to currentRevision.
 pub const CLONESET_PARTITION_ROLLBACK: &str = "CloneSetPartitionRollback";
 /// `TemplateNoDefaults`: do not default pod templates in workload webhooks.

@@ -21,6 +21,7 @@ pub mod ordering;
 pub mod podpatch;
 pub mod podreadiness;
 pub mod pods;
+pub mod predownload;
 pub mod revision;
 pub mod selector;
 pub mod statefulset;

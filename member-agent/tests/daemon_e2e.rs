@@ -541,3 +541,118 @@ async fn requests_fail_without_a_daemon_or_a_pod() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let (env, _names, daemons) = setup(
+        4,
+        &["--feature-gates", "PreDownloadImageForInPlaceUpdate=true"],
+        None,
+    )
+    .await?;
+    let mut cs = common::cloneset(
+        "web",
+        8,
+        "example.com/web:v1",
+        json!({"updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": 1}}),
+    );
+    cs.metadata.annotations = Some(
+        [(
+            "apps.kruise.io/image-predownload-parallelism".to_string(),
+            "4".to_string(),
+        )]
+        .into(),
+    );
+    env.clonesets().create(&PostParams::default(), &cs).await?;
+    let before = env.wait_ready("web", 8, 60).await.with_context(|| env.logs())?;
+    let pod_nodes: BTreeSet<String> = before
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+
+    // Paused: the new revision exists but no pod moves, so only the pre-download can pull.
+    let image = "example.com/web:v2-size-200mb";
+    env.clonesets()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "updateStrategy": {"paused": true},
+                "template": {"spec": {"containers": [{"name": "main", "image": image}]}}
+            }})),
+        )
+        .await?;
+    let update_revision = eventually(30, "update revision", || async {
+        let c = env.cloneset("web").await.ok()?;
+        let st = c.status?;
+        (st.observed_generation == c.metadata.generation).then_some(st.update_revision?)
+    })
+    .await?;
+    let jobs: Api<ImagePullJob> = Api::namespaced(env.client.clone(), "default");
+    let job = eventually(30, "pre-download job", || async {
+        jobs.get(&format!("{update_revision}-main")).await.ok()
+    })
+    .await
+    .with_context(|| env.logs())?;
+    assert_eq!(job.spec.image, image);
+    assert_eq!(job.owner_references()[0].kind, "CloneSet");
+    let revisions: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
+        Api::namespaced(env.client.clone(), "default");
+    let rev = revisions.get(&update_revision).await?;
+    assert_eq!(
+        rev.labels()
+            .get("apps.kruise.io/pre-predownload-created")
+            .map(String::as_str),
+        Some("true")
+    );
+    for n in &pod_nodes {
+        let sock = socket(&env, n);
+        eventually(60, "new image on the node of a pod", || async {
+            has_image(&sock, image).await.then_some(())
+        })
+        .await
+        .with_context(|| daemon_logs(&daemons))?;
+    }
+    // Nothing was updated while paused: the pulls were the daemon's, not the kubelet's.
+    let pods = env.active_pods("web").await;
+    assert!(pods.iter().all(|p| restart_counts(p).get("main") == Some(&0)));
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    eventually(20, "CreatedImagePullJob event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("CreatedImagePullJob"))
+            .then_some(())
+    })
+    .await?;
+
+    // Resume: every pod updates in place, and once the revisions agree the job is removed.
+    env.clonesets()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"updateStrategy": {"paused": false}}})),
+        )
+        .await?;
+    eventually(90, "rollout finished", || async {
+        let c = env.cloneset("web").await.ok()?;
+        let st = c.status?;
+        (st.updated_ready_replicas == 8 && st.current_revision == st.update_revision)
+            .then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+    let after = env.active_pods("web").await;
+    assert_eq!(common::identities(&after), common::identities(&before));
+    eventually(30, "pre-download job deleted", || async {
+        jobs.get_opt(&format!("{update_revision}-main"))
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await?;
+    Ok(())
+}

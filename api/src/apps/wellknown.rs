@@ -56,6 +56,18 @@ pub const PUB_NO_PROTECT: &str = "pub.kruise.io/no-protect";
 /// Annotation: PUB name cached on a pod by the webhook.
 pub const RELATED_PUB: &str = "kruise.io/related-pub";
 
+/// Annotation on CloneSet / Advanced StatefulSet: nodes pre-downloading a new image at once (default 1).
+pub const IMAGE_PREDOWNLOAD_PARALLELISM: &str = "apps.kruise.io/image-predownload-parallelism";
+/// Annotation: timeout of each pre-download pull in seconds (default 600).
+pub const IMAGE_PREDOWNLOAD_TIMEOUT_SECONDS: &str = "apps.kruise.io/image-predownload-timeout-seconds";
+/// Annotation: start pre-downloading once this many (or this percent of) pods are updated and ready.
+pub const IMAGE_PREDOWNLOAD_MIN_UPDATED_READY_PODS: &str =
+    "apps.kruise.io/image-predownload-min-updated-ready-pods";
+/// ControllerRevision label: the pre-download jobs of this revision were created (upstream's spelling).
+pub const IMAGE_PREDOWNLOAD_CREATED: &str = "apps.kruise.io/pre-predownload-created";
+/// ControllerRevision label: this revision needs no pre-download.
+pub const IMAGE_PREDOWNLOAD_IGNORED: &str = "apps.kruise.io/image-predownload-ignored";
+
 /// Lifecycle states of a pod (`lifecycle.apps.kruise.io/state`).
 pub mod lifecycle_state {
     /// Created, waiting for the preNormal hook or scheduling.

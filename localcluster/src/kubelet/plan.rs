@@ -127,7 +127,7 @@ fn start_container(
         let until = if cached {
             now
         } else {
-            now + dur(model.pull_time(&image))
+            state.pull_until(&image, now, model)
         };
         step.wake_at(until);
         ContainerPhase::Pulling { until }
@@ -359,6 +359,7 @@ pub fn advance(
         return step;
     };
 
+    state.settle_pulls(now, model);
     if pod.metadata.deletion_timestamp.is_some() {
         return terminate(pod, state, &uid, now, model, step);
     }
@@ -397,6 +398,7 @@ pub fn advance(
                 images,
                 pulls,
                 pods,
+                ..
             } = &mut *state;
             let prt = pods.get_mut(&uid).expect("pod runtime inserted above");
             match prt.containers.get_mut(&c.name) {
@@ -423,6 +425,7 @@ pub fn advance(
                 images,
                 pulls,
                 pods,
+                ..
             } = &mut *state;
             let rt = pods
                 .get_mut(&uid)
@@ -495,6 +498,7 @@ pub fn advance(
             images,
             pulls,
             pods,
+            ..
         } = &mut *state;
         let prt = pods.get_mut(&uid).expect("pod runtime");
         if let Some(rt) = next {
@@ -516,6 +520,7 @@ pub fn advance(
                 images,
                 pulls,
                 pods,
+                ..
             } = &mut *state;
             progress(
                 c, &mut fresh, images, pulls, job_run, exit, now, model, &mut step,

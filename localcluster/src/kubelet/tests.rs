@@ -145,6 +145,37 @@ fn a_cached_image_costs_no_pull() {
 }
 
 #[test]
+fn a_second_pull_of_an_image_joins_the_one_under_way() {
+    let m = model(); // 100 ms pulls
+    let mut state = NodeState::default();
+    let first = pod(
+        json!({}),
+        json!({"containers": [{"name": "a", "image": "example.com/a:v1"}]}),
+    );
+    let step = advance(&first, &mut state, || "10.244.0.2".into(), t0(), &m);
+    assert_eq!(step.next_wakeup, Some(t0() + Duration::from_millis(100)));
+    // 60 ms later another pod on the node wants the same image: it waits for the same fetch.
+    let second = pod(
+        json!({"name": "q", "uid": "uid-2"}),
+        json!({"containers": [{"name": "a", "image": "example.com/a:v1"}]}),
+    );
+    let later = t0() + Duration::from_millis(60);
+    let step = advance(&second, &mut state, || "10.244.0.3".into(), later, &m);
+    assert_eq!(step.next_wakeup, Some(t0() + Duration::from_millis(100)));
+    // Once the fetch is done, a third pod finds the image cached even though neither puller's
+    // own step has run since.
+    let third = pod(
+        json!({"name": "r", "uid": "uid-3"}),
+        json!({"containers": [{"name": "a", "image": "example.com/a:v1"}]}),
+    );
+    let after = t0() + Duration::from_millis(120);
+    let step = advance(&third, &mut state, || "10.244.0.4".into(), after, &m);
+    let reasons: Vec<&str> = step.events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, ["Pulled", "Created"]);
+    assert!(state.images.contains_key("example.com/a:v1"));
+}
+
+#[test]
 fn changing_one_image_restarts_only_that_container_in_place() {
     let m = model();
     let mut state = NodeState::default();

@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
+use kruise_api::apps::v1alpha1::imagepulljob::ImagePullJob;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -27,6 +28,7 @@ use serde_json::json;
 use tracing::{info_span, warn, Instrument};
 
 use crate::controllerref;
+use crate::predownload;
 use crate::expectations::Expectations;
 use crate::gates::{self, FeatureGates};
 use crate::metrics::{ControllerName, Metrics, WriteKind};
@@ -120,6 +122,8 @@ pub struct Context {
     pub write_timeout: Duration,
     /// Events about CloneSets (`cloneset-controller`).
     pub recorder: crate::events::Recorder,
+    /// ImagePullJobs, watched when `PreDownloadImageForInPlaceUpdate` is on.
+    pub jobs: Option<Store<ImagePullJob>>,
 }
 
 /// Whether `refs` name `uid` as controller.
@@ -217,6 +221,19 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
         .filter(|c| templates.contains_key(c))
         .unwrap_or_else(|| update_revision.clone());
 
+    if ctx.jobs.is_some() {
+        pre_download(
+            ctx,
+            &defaulted,
+            &s,
+            &history,
+            &templates,
+            &current_revision,
+            &update_revision,
+        )
+        .await;
+    }
+
     let active: Vec<&Pod> = owned
         .iter()
         .map(|p| p.as_ref())
@@ -296,6 +313,90 @@ async fn reconcile_inner(cs: &CloneSet, ctx: &Arc<Context>) -> Result<Action, Er
         requeue = requeue.min(deadline);
     }
     Ok(Action::requeue(requeue))
+}
+
+/// Image pre-download for in-place updates (spec 2.9): while the revisions differ, pull the new
+/// images on the nodes of the pods still on older revisions; once they agree, remove the jobs.
+/// Failures are reported as events and retried on the next reconcile; they never hold the update.
+async fn pre_download(
+    ctx: &Context,
+    cs: &CloneSet,
+    s: &Settings,
+    history: &[ControllerRevision],
+    templates: &BTreeMap<String, PodTemplateSpec>,
+    current_revision: &str,
+    update_revision: &str,
+) {
+    let Some(jobs) = &ctx.jobs else { return };
+    let uid = cs.uid().unwrap_or_default();
+    if current_revision == update_revision {
+        let owned = jobs.state();
+        if !owned
+            .iter()
+            .any(|j| owned_by(j.metadata.owner_references.as_deref(), &uid))
+        {
+            return;
+        }
+        match predownload::delete_jobs(&ctx.client, &uid, &owned).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::debug!(?deleted, "revisions agree; pre-download jobs deleted")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "deleting pre-download jobs"),
+        }
+        return;
+    }
+    // A revision just created is decided once the cache holds it.
+    let Some(update_rev) = history.iter().find(|r| r.name_any() == update_revision) else {
+        return;
+    };
+    let (Some(current), Some(update)) = (
+        templates.get(current_revision),
+        templates.get(update_revision),
+    ) else {
+        return;
+    };
+    let status = cs.status.as_ref();
+    let updated_ready = status
+        .filter(|st| st.update_revision.as_deref() == Some(update_revision))
+        .map_or(0, |st| st.updated_ready_replicas);
+    let w = predownload::Workload {
+        meta: &cs.metadata,
+        api_version: "apps.kruise.io/v1alpha1",
+        kind: "CloneSet",
+        replicas: s.replicas,
+        partition: s.partition,
+        max_unavailable: s.max_unavailable,
+        recreate: s.update_type == settings::UpdateType::ReCreate,
+        selector: &cs.spec.selector,
+        updated_ready,
+    };
+    let in_place = crate::inplace::calculate_spec(current, update, update_revision, 0).is_some();
+    let decision = predownload::decide(&w, current, update_rev, update, in_place);
+    match predownload::sync(&ctx.client, update_rev, decision).await {
+        Ok(out) => {
+            for (job, image) in out.created {
+                ctx.recorder.publish(
+                    cs,
+                    crate::events::NORMAL,
+                    "CreatedImagePullJob",
+                    format!("created ImagePullJob {job} for image: {image}"),
+                );
+            }
+            for (job, err) in out.failed {
+                ctx.recorder.publish(
+                    cs,
+                    crate::events::NORMAL,
+                    "FailedCreateImagePullJob",
+                    format!("failed to create ImagePullJob {job}: {err}"),
+                );
+            }
+            if let Some(why) = out.ignored {
+                tracing::debug!(?why, revision = update_revision, "no image pre-download");
+            }
+        }
+        Err(e) => warn!(error = %e, revision = update_revision, "labelling revision for pre-download"),
+    }
 }
 
 async fn write_status(
@@ -563,7 +664,19 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
+    let pre_download = gates.enabled(gates::PRE_DOWNLOAD_IMAGE_FOR_IN_PLACE_UPDATE);
+    let (jobs, job_writer) = reflector::store();
+    let job_stream = reflector::reflector(
+        job_writer,
+        watcher(
+            Api::<ImagePullJob>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
     let ctx = Arc::new(Context {
+        jobs: pre_download.then_some(jobs),
         client: client.clone(),
         pods,
         pvcs,
@@ -586,6 +699,11 @@ pub async fn run(
         .watches_stream(pod_stream, move |pod| pod_to_clonesets(&pod, &clonesets))
         .owns_stream(pvc_stream)
         .owns_stream(rev_stream)
+        .owns_stream(if pre_download {
+            job_stream.boxed()
+        } else {
+            futures::stream::empty().boxed()
+        })
         .with_config(ControllerConfig::default().concurrency(config.workers))
         .graceful_shutdown_on(shutdown)
         .run(
