@@ -26,7 +26,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The Advanced StatefulSet controller does not pre-download images: no daemons needed.
+    args.cluster.no_pre_download = true;
     let h = Harness::start("asts-bench", &args.cluster, Some("statefulset")).await?;
     let (in_place, recreate) = statefulset_rollouts(&h, args.replicas).await?;
     println!(

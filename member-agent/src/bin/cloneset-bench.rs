@@ -36,10 +36,16 @@ struct Args {
     cluster: ClusterArgs,
 }
 
-fn cloneset(name: &str, replicas: i32, img: &str, strategy: &str) -> anyhow::Result<CloneSet> {
+fn cloneset(
+    name: &str,
+    replicas: i32,
+    img: &str,
+    strategy: &str,
+    annotations: serde_json::Value,
+) -> anyhow::Result<CloneSet> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
@@ -104,7 +110,7 @@ async fn scale_up(h: &Harness, args: &Args) -> anyhow::Result<Phase> {
     let img = h.args.image("app", "scale");
     api.create(
         &PostParams::default(),
-        &cloneset("scale", 0, &img, "ReCreate")?,
+        &cloneset("scale", 0, &img, "ReCreate", json!({}))?,
     )
     .await?;
     api.patch(
@@ -134,6 +140,11 @@ async fn main() -> anyhow::Result<()> {
             n,
             &h.args.image("app", &format!("{name}-v1")),
             strategy,
+            if strategy == "ReCreate" {
+                json!({})
+            } else {
+                h.args.in_place_annotations()
+            },
         )?;
         let new_image = h.args.image("app", &format!("{name}-v2"));
         rollouts.push(

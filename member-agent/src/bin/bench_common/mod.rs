@@ -52,13 +52,25 @@ pub struct ClusterArgs {
     /// end; its path is printed.
     #[arg(long, env = "BENCH_KEEP_DIR")]
     pub keep_dir: bool,
+    /// Nodes pre-downloading a new image at once for in-place rollouts
+    /// (`apps.kruise.io/image-predownload-parallelism`; default: every node).
+    #[arg(long, env = "BENCH_PRE_DOWNLOAD_PARALLELISM")]
+    pub pre_download_parallelism: Option<u32>,
+    /// Run without image pre-download: no `PreDownloadImageForInPlaceUpdate` gate and no
+    /// kruise-daemon on the nodes.
+    #[arg(long, env = "BENCH_NO_PRE_DOWNLOAD")]
+    pub no_pre_download: bool,
 }
 
 impl ClusterArgs {
     /// One line describing the simulated cluster.
     pub fn describe(&self) -> String {
+        let pre = match self.pre_download() {
+            Some(p) => format!("in-place pre-download on {p} nodes at once"),
+            None => "no pre-download".to_string(),
+        };
         format!(
-            "{} nodes, image {} MB at {} ms/MB, container start {} ms, readiness {} ms, schedule {} ms",
+            "{} nodes, image {} MB at {} ms/MB, container start {} ms, readiness {} ms, schedule {} ms, {pre}",
             self.nodes,
             self.image_mb,
             self.image_pull_ms_per_mb,
@@ -66,6 +78,20 @@ impl ClusterArgs {
             self.readiness_delay_ms,
             self.schedule_delay_ms
         )
+    }
+
+    /// Pre-download parallelism, `None` when pre-download is off.
+    pub fn pre_download(&self) -> Option<u32> {
+        (!self.no_pre_download).then(|| self.pre_download_parallelism.unwrap_or(self.nodes))
+    }
+
+    /// Annotations an in-place CloneSet carries in this run.
+    #[allow(dead_code)] // asts-bench runs without pre-download
+    pub fn in_place_annotations(&self) -> serde_json::Value {
+        match self.pre_download() {
+            Some(p) => json!({"apps.kruise.io/image-predownload-parallelism": p.to_string()}),
+            None => json!({}),
+        }
     }
 
     /// An image of `tag` with the simulated size.
@@ -160,6 +186,7 @@ pub struct Harness {
     pub name: &'static str,
     dir: PathBuf,
     _agent: Killed,
+    _daemons: Vec<Killed>,
     _local: Killed,
 }
 
@@ -219,6 +246,37 @@ impl Harness {
             (n >= args.nodes).then_some(())
         })
         .await?;
+        // A kruise-daemon on every node pulls what ImagePullJobs ask for, over the node's CRI.
+        let mut daemons = Vec::new();
+        if args.pre_download().is_some() {
+            let daemon = bin("kruise-daemon")?;
+            let names: Vec<String> = nodes
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .collect();
+            for node in names {
+                let socket = dir.join("state/nodes").join(&node).join("cri.sock");
+                poll(setup, "node CRI socket", || async {
+                    socket.exists().then_some(())
+                })
+                .await?;
+                let log = std::fs::File::create(dir.join(format!("daemon-{node}.log")))?;
+                daemons.push(Killed(
+                    Command::new(&daemon)
+                        .env("KUBECONFIG", &kubeconfig)
+                        .env("RUST_LOG", "warn")
+                        .args(["--node-name", &node, "--health-addr", "127.0.0.1:0"])
+                        .arg("--runtime-endpoint")
+                        .arg(format!("unix://{}", socket.display()))
+                        .stdout(Stdio::from(log.try_clone()?))
+                        .stderr(Stdio::from(log))
+                        .spawn()?,
+                ));
+            }
+        }
         let agent_log = std::fs::File::create(dir.join("agent.log"))?;
         let mut agent = Command::new(bin("kruise-agent")?);
         agent
@@ -227,6 +285,9 @@ impl Harness {
             .args(["--metrics-addr", "127.0.0.1:0"])
             // One agent: no election, so a slow lease renewal on a busy machine cannot stop it.
             .args(["--leader-elect", "false"]);
+        if args.pre_download().is_some() {
+            agent.args(["--feature-gates", "PreDownloadImageForInPlaceUpdate=true"]);
+        }
         if let Some(c) = controllers {
             agent.args(["--controllers", c]);
         }
@@ -247,6 +308,7 @@ impl Harness {
             name,
             dir,
             _agent: agent,
+            _daemons: daemons,
             _local: local,
         })
     }
