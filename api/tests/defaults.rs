@@ -292,8 +292,12 @@ fn uniteddeployment_defaults_match_section_19() {
         .and_then(|s| s.adaptive)
         .expect("adaptive");
     assert_eq!(
-        (a.reschedule_critical_seconds, a.unschedulable_duration),
-        (Some(30), Some(300))
+        (
+            a.reschedule_critical_seconds,
+            a.unschedulable_last_seconds,
+            a.unschedulable_duration
+        ),
+        (Some(30), Some(300), None)
     );
     let waves = adaptive
         .spec

@@ -436,7 +436,7 @@ async fn adaptive_moves_pods_that_stay_unschedulable() {
     }
     let mut spec = ud("shop:1", true);
     spec["spec"]["topology"]["scheduleStrategy"]["adaptive"] =
-        json!({"rescheduleCriticalSeconds": 1, "unschedulableDuration": 300});
+        json!({"rescheduleCriticalSeconds": 1, "unschedulableLastSeconds": 300});
     put(&store, &format!("{UDS_PREFIX}default/shop"), spec).await;
     let hub = start(store.clone());
     eventually("three Works", || async { works(&store).await.len() == 3 }).await;

@@ -205,6 +205,29 @@ impl RunArgs {
     }
 }
 
+/// The cluster's admin token, kept in the state directory so kubeconfigs written earlier keep
+/// working when the cluster restarts on the same state.
+fn admin_token(state_dir: &Path) -> anyhow::Result<String> {
+    let path = state_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token = kruise_apiserver::auth::random_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,27 +285,4 @@ mod tests {
         assert_eq!(demo.timeout, 20);
         assert_eq!(demo.manifest, Some(PathBuf::from("ud.yaml")));
     }
-}
-
-/// The cluster's admin token, kept in the state directory so kubeconfigs written earlier keep
-/// working when the cluster restarts on the same state.
-fn admin_token(state_dir: &Path) -> anyhow::Result<String> {
-    let path = state_dir.join("admin-token");
-    match std::fs::read_to_string(&path) {
-        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    let token = kruise_apiserver::auth::random_token();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut file, token.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(token)
 }

@@ -15,6 +15,7 @@ pub const CONTROLLERS: &[&str] = &[
     "imagepulljob",
     "imagelistpulljob",
     "containerrecreaterequest",
+    "podreadiness",
 ];
 
 /// kruise-agent: OpenKruise controllers and admission webhooks for one cluster.

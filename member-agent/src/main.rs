@@ -136,6 +136,14 @@ async fn run_controllers(
         )));
     }
     kruise_agent::imagepulljob::spawn_enabled(&client, args, &shutdown, &mut tasks);
+    if args.enabled("podreadiness") {
+        info!("starting the podreadiness controller");
+        tasks.push(tokio::spawn(kruise_agent::podreadiness::run(
+            client.clone(),
+            Duration::from_millis(args.write_timeout_ms.max(1)),
+            wait_shutdown(shutdown.clone()),
+        )));
+    }
     if args.enabled("statefulset") {
         let config = kruise_agent::statefulset::RunConfig {
             workers: args.workers.max(1),

@@ -1,14 +1,22 @@
 //! The `KruisePodReady` readiness gate: a multi-writer "not ready" switch (spec 1.1).
 //!
 //! The condition's `message` holds a JSON list of `{userAgent, key}` holders; the condition is
-//! True exactly when the list is empty. The pod webhook injects the gate; the workload
-//! controllers initialise the condition to True (upstream's `podreadiness` controller) so a
-//! gated pod never waits for it, and lifecycle hooks with `markPodNotReady` add and remove holders.
+//! True exactly when the list is empty. The pod webhook injects the gate; [`run`] (upstream's
+//! `podreadiness` controller) initialises the condition to True so a gated pod never waits for
+//! it, whoever created the pod; lifecycle hooks with `markPodNotReady` add and remove holders.
 
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodReadinessGate, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::pods;
 
@@ -158,6 +166,65 @@ pub fn set_keys(pod: &mut Pod, user_agent: &str, keys: &[&str], now: Timestamp) 
 /// becomes Ready.
 pub fn needs_init(pod: &Pod) -> bool {
     has_gate(pod) && pods::condition(pod, KRUISE_POD_READY).is_none()
+}
+
+/// The status patch that initialises the condition: True, nobody holding it. A strategic merge
+/// of the conditions by type, so the kubelet's and other writers' conditions are left alone.
+pub fn init_patch(now: Timestamp) -> serde_json::Value {
+    json!({"status": {"conditions": [{
+        "type": KRUISE_POD_READY,
+        "status": "True",
+        "lastTransitionTime": Time(now),
+    }]}})
+}
+
+/// Pods initialised at once.
+const IN_FLIGHT: usize = 16;
+
+/// Upstream's `podreadiness` controller: watches every pod and initialises `KruisePodReady` on
+/// gated pods that lack it, until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    write_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|res| async move {
+            match res {
+                Ok(p) if needs_init(&p) && p.metadata.deletion_timestamp.is_none() => Some(p),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "pod watch");
+                    None
+                }
+            }
+        })
+        .take_until(shutdown);
+    pods.for_each_concurrent(IN_FLIGHT, |pod| {
+        let client = client.clone();
+        async move {
+            let api: Api<Pod> = Api::namespaced(client, &pod.namespace().unwrap_or_default());
+            let patch = Patch::Strategic(init_patch(Timestamp::now()));
+            let res = tokio::time::timeout(
+                write_timeout,
+                api.patch_status(&pod.name_any(), &PatchParams::default(), &patch),
+            )
+            .await;
+            match res {
+                Ok(Ok(_)) => tracing::debug!(pod = %pod.name_any(), "KruisePodReady initialised"),
+                Ok(Err(kube::Error::Api(e))) if e.code == 404 => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(pod = %pod.name_any(), error = %e, "initialising KruisePodReady")
+                }
+                Err(_) => {
+                    tracing::warn!(pod = %pod.name_any(), "initialising KruisePodReady timed out")
+                }
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

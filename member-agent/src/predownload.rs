@@ -6,7 +6,9 @@
 //! container stopped. [`decide`] is the pure decision; [`sync`] carries it out.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use futures::stream::{BoxStream, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -25,7 +27,11 @@ use kruise_api::apps::wellknown::{
 };
 use kruise_api::intstr;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::events::Recorder;
 use serde_json::json;
 
 /// A workload with fewer replicas than this never pre-downloads (upstream's constant is 3).
@@ -138,7 +144,8 @@ pub fn decide(
     in_place: bool,
 ) -> Decision {
     let labels = update_rev.labels();
-    if labels.contains_key(IMAGE_PREDOWNLOAD_CREATED) || labels.contains_key(IMAGE_PREDOWNLOAD_IGNORED)
+    if labels.contains_key(IMAGE_PREDOWNLOAD_CREATED)
+        || labels.contains_key(IMAGE_PREDOWNLOAD_IGNORED)
     {
         return Decision::Done;
     }
@@ -186,6 +193,11 @@ fn jobs(
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
     labels.insert(CONTROLLER_REVISION_HASH.into(), hash);
+    let annotations = update
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.clone())
+        .filter(|a| !a.is_empty());
     let parallelism = annotation(w.meta, IMAGE_PREDOWNLOAD_PARALLELISM)
         .and_then(|v| v.trim().parse::<i32>().ok())
         .unwrap_or(1);
@@ -236,7 +248,7 @@ fn jobs(
                     },
                     sandbox_config: Some(SandboxConfig {
                         labels: Some(labels.clone()),
-                        annotations: None,
+                        annotations: annotations.clone(),
                     }),
                     ..ImagePullJobTemplate::default()
                 },
@@ -296,11 +308,122 @@ pub async fn sync(
     Ok(out)
 }
 
+/// The revisions of a workload as its controller sees them in one reconcile.
+pub struct Revisions<'a> {
+    /// The workload's ControllerRevisions from the cache.
+    pub history: &'a [ControllerRevision],
+    /// Pod template per revision name.
+    pub templates: &'a BTreeMap<String, PodTemplateSpec>,
+    /// `status.currentRevision` (resolved).
+    pub current: &'a str,
+    /// The revision of the current template.
+    pub update: &'a str,
+}
+
+/// One reconcile's pre-download step for `obj`: while the revisions differ, decide and create the
+/// jobs for the update revision; once they agree, delete the workload's jobs. Failures become
+/// events or logs and are retried on the next reconcile; they never hold the update back.
+pub async fn reconcile<K>(
+    client: &Client,
+    jobs: &Store<ImagePullJob>,
+    recorder: &Recorder,
+    obj: &K,
+    w: Workload<'_>,
+    revs: Revisions<'_>,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let uid = w.meta.uid.clone().unwrap_or_default();
+    if revs.current == revs.update {
+        let all = jobs.state();
+        let controlled = |j: &&Arc<ImagePullJob>| {
+            j.owner_references()
+                .iter()
+                .any(|r| r.uid == uid && r.controller == Some(true))
+        };
+        if !all.iter().any(|j| controlled(&j)) {
+            return;
+        }
+        match delete_jobs(client, &uid, &all).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::debug!(?deleted, "revisions agree; pre-download jobs deleted")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "deleting pre-download jobs"),
+        }
+        return;
+    }
+    // A revision just created is decided once the cache holds it.
+    let Some(update_rev) = revs.history.iter().find(|r| r.name_any() == revs.update) else {
+        return;
+    };
+    let (Some(current), Some(update)) = (
+        revs.templates.get(revs.current),
+        revs.templates.get(revs.update),
+    ) else {
+        return;
+    };
+    let in_place = crate::inplace::calculate_spec(current, update, revs.update, 0).is_some();
+    let decision = decide(&w, current, update_rev, update, in_place);
+    match sync(client, update_rev, decision).await {
+        Ok(out) => {
+            for (job, image) in out.created {
+                recorder.publish(
+                    obj,
+                    crate::events::NORMAL,
+                    "CreatedImagePullJob",
+                    format!("created ImagePullJob {job} for image: {image}"),
+                );
+            }
+            for (job, err) in out.failed {
+                recorder.publish(
+                    obj,
+                    crate::events::NORMAL,
+                    "FailedCreateImagePullJob",
+                    format!("failed to create ImagePullJob {job}: {err}"),
+                );
+            }
+            if let Some(why) = out.ignored {
+                tracing::debug!(?why, revision = revs.update, "no image pre-download");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, revision = revs.update, "labelling revision for pre-download")
+        }
+    }
+}
+
+/// The ImagePullJob cache a workload controller keeps when pre-download is `enabled`, and the
+/// stream of job changes to pass to its `owns_stream` (empty when disabled).
+pub fn job_cache(
+    client: &Client,
+    enabled: bool,
+) -> (
+    Option<Store<ImagePullJob>>,
+    BoxStream<'static, Result<ImagePullJob, watcher::Error>>,
+) {
+    if !enabled {
+        return (None, futures::stream::empty().boxed());
+    }
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<ImagePullJob>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects()
+    .boxed();
+    (Some(store), stream)
+}
+
 /// Deletes the pre-download jobs controlled by `owner_uid` among `jobs`; returns the names deleted.
 pub async fn delete_jobs(
     client: &Client,
     owner_uid: &str,
-    jobs: &[std::sync::Arc<ImagePullJob>],
+    jobs: &[Arc<ImagePullJob>],
 ) -> Result<Vec<String>, kube::Error> {
     let mut deleted = Vec::new();
     for job in jobs.iter().filter(|j| {
@@ -446,10 +569,15 @@ mod tests {
             Some(vec!["web-7f9c".to_string(), "web-7f9c".to_string()])
         );
         let owner = &job.owner_references()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("CloneSet", "uid-1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("CloneSet", "uid-1")
+        );
         assert_eq!(owner.controller, Some(true));
         assert_eq!(
-            job.labels().get(CONTROLLER_REVISION_HASH).map(String::as_str),
+            job.labels()
+                .get(CONTROLLER_REVISION_HASH)
+                .map(String::as_str),
             Some("web-7f9c")
         );
         assert_eq!(job.labels().get("app").map(String::as_str), Some("web"));
@@ -481,37 +609,38 @@ mod tests {
         let old = template(&[("main", "app:v1")]);
         let new = template(&[("main", "app:v2")]);
         let rev = revision(&[]);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Workload<'_>)>, bool, Decision)> = vec![
+        type Change = fn(&mut Workload<'_>);
+        let cases: Vec<(&str, Change, bool, Decision)> = vec![
             (
                 "ReCreate",
-                Box::new(|w| w.recreate = true),
+                |w| w.recreate = true,
                 true,
                 Decision::Ignore(Skip::ReCreate),
             ),
             (
                 "3 replicas",
-                Box::new(|w| w.replicas = 3),
+                |w| w.replicas = 3,
                 true,
                 Decision::Ignore(Skip::FewReplicas),
             ),
             (
                 "maxUnavailable covers all",
-                Box::new(|w| w.max_unavailable = 10),
+                |w| w.max_unavailable = 10,
                 true,
                 Decision::Ignore(Skip::OneBatch),
             ),
             (
                 "a partition keeps batches",
-                Box::new(|w| {
+                |w| {
                     w.max_unavailable = 10;
                     w.partition = 2
-                }),
+                },
                 true,
                 Decision::Create(Vec::new()),
             ),
             (
                 "not in place",
-                Box::new(|_| {}),
+                |_| {},
                 false,
                 Decision::Ignore(Skip::NotInPlace),
             ),

@@ -542,6 +542,52 @@ async fn requests_fail_without_a_daemon_or_a_pod() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks a workload to pre-download on `n` nodes at once.
+fn pre_download_parallelism(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    n: u32,
+) {
+    meta.annotations = Some(
+        [(
+            "apps.kruise.io/image-predownload-parallelism".to_string(),
+            n.to_string(),
+        )]
+        .into(),
+    );
+}
+
+/// Waits until `image` is in the runtime of every node that runs one of `pods`.
+async fn wait_image_on_pod_nodes(
+    env: &Env,
+    pods: &[Pod],
+    image: &str,
+    daemons: &[Daemon],
+) -> anyhow::Result<()> {
+    let nodes: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    for n in nodes {
+        let sock = socket(env, &n);
+        eventually(60, "new image on the node of a pod", || async {
+            has_image(&sock, image).await.then_some(())
+        })
+        .await
+        .with_context(|| daemon_logs(daemons))?;
+    }
+    Ok(())
+}
+
+/// The pre-download job of `update_revision`'s container `main`, once the controller made it.
+async fn pre_download_job(env: &Env, update_revision: &str) -> anyhow::Result<ImagePullJob> {
+    let jobs: Api<ImagePullJob> = Api::namespaced(env.client.clone(), "default");
+    eventually(30, "pre-download job", || async {
+        jobs.get(&format!("{update_revision}-main")).await.ok()
+    })
+    .await
+    .with_context(|| env.logs())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyhow::Result<()> {
     let _g = SERIAL.lock().await;
@@ -557,19 +603,12 @@ async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyh
         "example.com/web:v1",
         json!({"updateStrategy": {"type": "InPlaceIfPossible", "maxUnavailable": 1}}),
     );
-    cs.metadata.annotations = Some(
-        [(
-            "apps.kruise.io/image-predownload-parallelism".to_string(),
-            "4".to_string(),
-        )]
-        .into(),
-    );
+    pre_download_parallelism(&mut cs.metadata, 4);
     env.clonesets().create(&PostParams::default(), &cs).await?;
-    let before = env.wait_ready("web", 8, 60).await.with_context(|| env.logs())?;
-    let pod_nodes: BTreeSet<String> = before
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-        .collect();
+    let before = env
+        .wait_ready("web", 8, 60)
+        .await
+        .with_context(|| env.logs())?;
 
     // Paused: the new revision exists but no pod moves, so only the pre-download can pull.
     let image = "example.com/web:v2-size-200mb";
@@ -590,11 +629,7 @@ async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyh
     })
     .await?;
     let jobs: Api<ImagePullJob> = Api::namespaced(env.client.clone(), "default");
-    let job = eventually(30, "pre-download job", || async {
-        jobs.get(&format!("{update_revision}-main")).await.ok()
-    })
-    .await
-    .with_context(|| env.logs())?;
+    let job = pre_download_job(&env, &update_revision).await?;
     assert_eq!(job.spec.image, image);
     assert_eq!(job.owner_references()[0].kind, "CloneSet");
     let revisions: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
@@ -606,17 +641,12 @@ async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyh
             .map(String::as_str),
         Some("true")
     );
-    for n in &pod_nodes {
-        let sock = socket(&env, n);
-        eventually(60, "new image on the node of a pod", || async {
-            has_image(&sock, image).await.then_some(())
-        })
-        .await
-        .with_context(|| daemon_logs(&daemons))?;
-    }
+    wait_image_on_pod_nodes(&env, &before, image, &daemons).await?;
     // Nothing was updated while paused: the pulls were the daemon's, not the kubelet's.
     let pods = env.active_pods("web").await;
-    assert!(pods.iter().all(|p| restart_counts(p).get("main") == Some(&0)));
+    assert!(pods
+        .iter()
+        .all(|p| restart_counts(p).get("main") == Some(&0)));
     let events: Api<k8s_openapi::api::core::v1::Event> =
         Api::namespaced(env.client.clone(), "default");
     eventually(20, "CreatedImagePullJob event", || async {
@@ -639,8 +669,7 @@ async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyh
     eventually(90, "rollout finished", || async {
         let c = env.cloneset("web").await.ok()?;
         let st = c.status?;
-        (st.updated_ready_replicas == 8 && st.current_revision == st.update_revision)
-            .then_some(())
+        (st.updated_ready_replicas == 8 && st.current_revision == st.update_revision).then_some(())
     })
     .await
     .with_context(|| env.logs())?;
@@ -654,5 +683,74 @@ async fn in_place_update_pre_downloads_the_new_image_on_the_pods_nodes() -> anyh
             .then_some(())
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn advanced_statefulset_pre_downloads_too() -> anyhow::Result<()> {
+    let _g = SERIAL.lock().await;
+    let (env, _names, daemons) = setup(
+        3,
+        &["--feature-gates", "PreDownloadImageForInPlaceUpdate=true"],
+        None,
+    )
+    .await?;
+    let sets = common::statefulsets(&env);
+    let mut set = common::statefulset(
+        "db",
+        5,
+        "example.com/db:v1",
+        json!({"podManagementPolicy": "Parallel",
+               "updateStrategy": {"rollingUpdate": {"podUpdatePolicy": "InPlaceIfPossible",
+                                                    "maxUnavailable": 2}}}),
+    );
+    pre_download_parallelism(&mut set.metadata, 3);
+    sets.create(&PostParams::default(), &set).await?;
+    let before = env
+        .wait_ready("db", 5, 60)
+        .await
+        .with_context(|| env.logs())?;
+    let image = "example.com/db:v2-size-100mb";
+    sets.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {
+            "updateStrategy": {"rollingUpdate": {"paused": true}},
+            "template": {"spec": {"containers": [{"name": "main", "image": image}]}}
+        }})),
+    )
+    .await?;
+    let update_revision = eventually(30, "update revision", || async {
+        let s = sets.get("db").await.ok()?;
+        let st = s.status?;
+        (st.observed_generation == s.metadata.generation).then_some(st.update_revision?)
+    })
+    .await?;
+    let jobs: Api<ImagePullJob> = Api::namespaced(env.client.clone(), "default");
+    let job = pre_download_job(&env, &update_revision).await?;
+    assert_eq!(job.spec.image, image);
+    assert_eq!(job.owner_references()[0].kind, "StatefulSet");
+    wait_image_on_pod_nodes(&env, &before, image, &daemons).await?;
+    sets.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"updateStrategy": {"rollingUpdate": {"paused": false}}}})),
+    )
+    .await?;
+    eventually(90, "rollout finished and job deleted", || async {
+        let st = sets.get("db").await.ok()?.status?;
+        let done =
+            st.updated_ready_replicas == Some(5) && st.current_revision == st.update_revision;
+        let gone = jobs
+            .get_opt(&format!("{update_revision}-main"))
+            .await
+            .ok()?
+            .is_none();
+        (done && gone).then_some(())
+    })
+    .await
+    .with_context(|| env.logs())?;
+    let after = env.active_pods("db").await;
+    assert_eq!(common::identities(&after), common::identities(&before));
     Ok(())
 }

@@ -112,6 +112,7 @@ async fn ordered_ready_creates_in_order_and_deletes_in_reverse() -> anyhow::Resu
     let _g = SERIAL.lock().await;
     let mut env = Env::cluster(2, &["--readiness-delay-ms", "300"]).await?;
     env.start_agent(&[])?;
+    env.wait_webhooks().await?;
     // (event, ordinal) in the order seen; violations of "lower ordinals Running+Ready first".
     let log: Arc<Mutex<Vec<(&'static str, i32)>>> = Arc::default();
     let bad: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -162,6 +163,14 @@ async fn ordered_ready_creates_in_order_and_deletes_in_reverse() -> anyhow::Resu
             Some(ordinal(&name).to_string().as_str())
         );
         assert!(pods::label(p, "controller-revision-hash").is_some_and(|r| r.starts_with("ord-")));
+        // The pod webhook gates every pod of an apps.kruise.io controller with KruisePodReady,
+        // and the podreadiness controller initialises it, so the pods could become Ready.
+        assert!(kruise_agent::podreadiness::has_gate(p), "{name}");
+        assert_eq!(
+            pods::condition(p, "KruisePodReady").map(|c| c.status.as_str()),
+            Some("True"),
+            "{name}"
+        );
     }
     patch_sts(&env, "ord", json!({"spec": {"replicas": 1}})).await?;
     env.wait_ready("ord", 1, 60).await?;

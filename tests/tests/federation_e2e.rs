@@ -5,8 +5,9 @@
 //! right clusters; an image update rolls out wave by wave (subset r3, then r2, then r1) in place,
 //! observed through the UnitedDeployment's status on the hub, surviving the kill of the hub
 //! replica that drives it; with `Adaptive`, killing a member cluster's `kruise-local` makes its
-//! replicas reappear in another cluster, and they come back after it restarts. The hub status
-//! follows a change in a member within 2 s.
+//! replicas reappear in another cluster, and they come back after it restarts; pods that stay
+//! unschedulable (cordoned nodes) move to another subset and come back once the nodes are
+//! schedulable again. The hub status follows a change in a member within 2 s.
 //!
 //! Build the binaries first: `cargo build -p kruise-hub -p kruise-agent -p kruise-local`.
 
@@ -557,5 +558,76 @@ async fn united_deployment_places_rolls_in_waves_and_fails_over() -> anyhow::Res
         c1_after.iter().filter(|u| c1_before.contains(u)).count(),
         c1_before.len()
     );
+
+    // Adaptive, unschedulable: with c3's nodes cordoned, r3's pods stay Pending; after
+    // rescheduleCriticalSeconds the hub marks r3 Schedulable=False and runs its replicas in r2.
+    // Once the nodes are schedulable again and unschedulableLastSeconds has passed, r3 gets
+    // its share back.
+    let c3_nodes = api_all(&members[2], "", "v1", "Node", "nodes");
+    let cordon = |on: bool| {
+        let c3_nodes = c3_nodes.clone();
+        async move {
+            for n in c3_nodes.list(&ListParams::default()).await?.items {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                c3_nodes
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"unschedulable": on}})),
+                    )
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    cordon(true).await?;
+    let burst = json!([
+        {"name": "r3", "clusters": ["c3"], "replicas": 4},
+        {"name": "r2", "clusters": ["c2"]}]);
+    uds(&hub)
+        .create(
+            &PostParams::default(),
+            &united_deployment(
+                "burst",
+                "nginx:1.25",
+                burst,
+                json!({"type": "Adaptive", "adaptive": {
+                    "rescheduleCriticalSeconds": 3, "unschedulableLastSeconds": 30}}),
+            ),
+        )
+        .await?;
+    let created = Instant::now();
+    wait_or_dump(Duration::from_secs(60), &hub, &members, "burst", || async {
+        let status = ud_status(&hub, "burst").await?;
+        Ok(status["subsetStatuses"].as_array().is_some_and(|ss| {
+            ss.iter().any(|s| {
+                s["name"] == "r3"
+                    && s["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Schedulable" && c["status"] == "False")
+                    })
+            })
+        }))
+    })
+    .await?;
+    eprintln!(
+        "r3 marked unschedulable {:?} after creation",
+        created.elapsed()
+    );
+    wait_or_dump(Duration::from_secs(90), &hub, &members, "burst", || async {
+        Ok(ready_pods(&members[1], "burst").await?.len() == 10)
+    })
+    .await?;
+    eprintln!(
+        "r3's unschedulable replicas run in r2 {:?} after creation",
+        created.elapsed()
+    );
+    assert!(ready_pods(&members[2], "burst").await?.is_empty());
+    cordon(false).await?;
+    wait_or_dump(Duration::from_secs(90), &hub, &members, "burst", || async {
+        Ok(ready_pods(&members[2], "burst").await?.len() == 4
+            && ready_pods(&members[1], "burst").await?.len() == 6)
+    })
+    .await?;
     Ok(())
 }

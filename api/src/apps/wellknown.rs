@@ -59,7 +59,8 @@ pub const RELATED_PUB: &str = "kruise.io/related-pub";
 /// Annotation on CloneSet / Advanced StatefulSet: nodes pre-downloading a new image at once (default 1).
 pub const IMAGE_PREDOWNLOAD_PARALLELISM: &str = "apps.kruise.io/image-predownload-parallelism";
 /// Annotation: timeout of each pre-download pull in seconds (default 600).
-pub const IMAGE_PREDOWNLOAD_TIMEOUT_SECONDS: &str = "apps.kruise.io/image-predownload-timeout-seconds";
+pub const IMAGE_PREDOWNLOAD_TIMEOUT_SECONDS: &str =
+    "apps.kruise.io/image-predownload-timeout-seconds";
 /// Annotation: start pre-downloading once this many (or this percent of) pods are updated and ready.
 pub const IMAGE_PREDOWNLOAD_MIN_UPDATED_READY_PODS: &str =
     "apps.kruise.io/image-predownload-min-updated-ready-pods";

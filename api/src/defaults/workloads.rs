@@ -133,7 +133,9 @@ impl Defaulted for ud::UnitedDeployment {
         if schedule_type == ud::ADAPTIVE {
             let adaptive = schedule.adaptive.get_or_insert_with(Default::default);
             adaptive.reschedule_critical_seconds.get_or_insert(30);
-            adaptive.unschedulable_duration.get_or_insert(300);
+            if adaptive.unschedulable_seconds().is_none() {
+                adaptive.unschedulable_last_seconds = Some(300);
+            }
         }
         if let Some(subsets) = spec.topology.subsets.as_mut() {
             let elastic = subsets

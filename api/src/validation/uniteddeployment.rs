@@ -80,11 +80,16 @@ fn validate_spec(spec: &UnitedDeploymentSpec, path: &Path) -> Vec<FieldError> {
                     &ap.child("rescheduleCriticalSeconds"),
                 ));
             }
-            if let Some(v) = adaptive.unschedulable_duration {
-                errs.extend(validate_non_negative(
-                    v.into(),
-                    &ap.child("unschedulableDuration"),
-                ));
+            for (v, field) in [
+                (
+                    adaptive.unschedulable_last_seconds,
+                    "unschedulableLastSeconds",
+                ),
+                (adaptive.unschedulable_duration, "unschedulableDuration"),
+            ] {
+                if let Some(v) = v {
+                    errs.extend(validate_non_negative(v.into(), &ap.child(field)));
+                }
             }
             let stateless = spec.template.clone_set_template.is_some()
                 || spec.template.deployment_template.is_some();

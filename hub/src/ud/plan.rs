@@ -20,7 +20,7 @@ use super::workload::{self, WorkloadInput, SUBSET_LABEL};
 pub const CONDITION_SCHEDULABLE: &str = "Schedulable";
 /// Default `rescheduleCriticalSeconds`.
 pub const DEFAULT_RESCHEDULE_CRITICAL_SECONDS: i32 = 30;
-/// Default `unschedulableDuration`.
+/// Default `unschedulableLastSeconds`.
 pub const DEFAULT_UNSCHEDULABLE_DURATION: i32 = 300;
 
 /// What one reconcile sees.
@@ -165,7 +165,7 @@ pub fn plan(o: &Observed<'_>) -> Plan {
     );
     let duration = i64::from(
         adaptive_params
-            .unschedulable_duration
+            .unschedulable_seconds()
             .unwrap_or(DEFAULT_UNSCHEDULABLE_DURATION),
     );
     let views: BTreeMap<(String, String), WorkView> = existing

@@ -1,7 +1,6 @@
 //! Executes a CloneSet [`Plan`] against the API server: creates, updates and deletes, nothing else.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
@@ -12,8 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::ObjectRef;
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
@@ -22,11 +20,11 @@ use super::{Context, Error};
 use crate::events::{NORMAL, WARNING};
 use crate::inplace::{self, REASON_START};
 use crate::lifecycle::{self, LifecycleState};
-use crate::metrics::{ControllerName, WriteKind};
-use crate::podpatch;
+use crate::metrics::WriteKind;
 use crate::podreadiness::{self, LIFECYCLE_USER_AGENT, PRE_DELETE_KEY, PRE_UPDATE_KEY};
 use crate::pods::{IN_PLACE_UPDATE_READY, SPECIFIED_DELETE_LABEL};
 use crate::revision::{self, CONTROLLER_REVISION_HASH, POD_TEMPLATE_HASH};
+use crate::workload::apply::{mutate_pod, timed};
 
 const CONCURRENCY: usize = 32;
 const ID_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -157,110 +155,6 @@ impl PodFactory<'_> {
     }
 }
 
-async fn timed<T>(
-    ctx: &Context,
-    kind: WriteKind,
-    obj: &str,
-    fut: impl Future<Output = Result<T, kube::Error>>,
-) -> Result<T, Error> {
-    let res = match tokio::time::timeout(ctx.write_timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(Error::Write {
-            kind,
-            obj: obj.to_string(),
-            source,
-        }),
-        Err(_) => Err(Error::Timeout {
-            kind,
-            obj: obj.to_string(),
-        }),
-    };
-    ctx.metrics
-        .observe_write(ControllerName::CloneSet, kind, res.is_ok());
-    res
-}
-
-fn is_status(e: &Error, code: u16) -> bool {
-    matches!(e, Error::Write { source: kube::Error::Api(s), .. } if s.code == code)
-}
-
-/// Reads a pod fresh, applies `f`, and writes it back if `f` changed it; retries conflicts.
-/// Returns the written pod, or `None` when nothing changed or the pod is gone.
-pub async fn mutate_pod(
-    ctx: &Context,
-    api: &Api<Pod>,
-    ns: &str,
-    name: &str,
-    status: bool,
-    f: impl Fn(&mut Pod) -> bool,
-) -> Result<Option<Pod>, Error> {
-    let kind = if status {
-        WriteKind::UpdatePodStatus
-    } else {
-        WriteKind::UpdatePod
-    };
-    // Fast path: one strategic-merge patch computed against the cached pod.
-    if let Some(cached) = ctx.pods.get(&ObjectRef::new(name).within(ns)) {
-        let mut new = (*cached).clone();
-        if !f(&mut new) {
-            return Ok(None);
-        }
-        let patch = if status {
-            podpatch::status_patch(&cached, &new)
-        } else {
-            podpatch::spec_patch(&cached, &new)
-        };
-        if let Some(patch) = patch {
-            let pp = PatchParams::default();
-            let p = Patch::Strategic(patch);
-            let res = if status {
-                timed(ctx, kind, name, api.patch_status(name, &pp, &p)).await
-            } else {
-                timed(ctx, kind, name, api.patch(name, &pp, &p)).await
-            };
-            match res {
-                Ok(p) => return Ok(Some(p)),
-                Err(e) if is_status(&e, 404) => return Ok(None),
-                Err(e) if is_status(&e, 415) || is_status(&e, 422) || is_status(&e, 400) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    for attempt in 0..5 {
-        let Some(mut pod) = timed(ctx, kind, name, api.get_opt(name)).await? else {
-            return Ok(None);
-        };
-        if !f(&mut pod) {
-            return Ok(None);
-        }
-        let res = if status {
-            timed(
-                ctx,
-                kind,
-                name,
-                api.replace_status(name, &PostParams::default(), &pod),
-            )
-            .await
-        } else {
-            timed(
-                ctx,
-                kind,
-                name,
-                api.replace(name, &PostParams::default(), &pod),
-            )
-            .await
-        };
-        match res {
-            Ok(p) => return Ok(Some(p)),
-            Err(e) if is_status(&e, 409) && attempt < 4 => continue,
-            Err(e) if is_status(&e, 404) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
-}
-
-/// Executes a plan. Creates go in slow-start batches (1, 2, 4, ...) that stop at the first error.
 pub async fn apply(
     ctx: &Arc<Context>,
     cs: &CloneSet,
@@ -601,7 +495,7 @@ async fn create_pods(
                     .await
                     {
                         Ok(_) => {}
-                        Err(e) if is_status(&e, 409) => {}
+                        Err(e) if e.is_status(409) => {}
                         Err(e) => {
                             let dump = serde_json::to_string(&pvc).unwrap_or_default();
                             let msg = format!("failed to create pvc: {e}, pvc: {dump}");
@@ -674,7 +568,7 @@ async fn delete_pod(
     .await
     {
         Ok(_) => {}
-        Err(e) if is_status(&e, 404) => {}
+        Err(e) if e.is_status(404) => {}
         Err(e) => return Err(e),
     }
     if let Some(id) = id {
@@ -707,7 +601,7 @@ async fn delete_pvcs_of(
         .await
         {
             Ok(_) => {}
-            Err(e) if is_status(&e, 404) => {}
+            Err(e) if e.is_status(404) => {}
             Err(e) => return Err(e),
         }
     }

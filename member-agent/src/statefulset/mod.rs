@@ -23,6 +23,7 @@ use tracing::{info_span, warn, Instrument};
 
 use crate::gates::{self, FeatureGates};
 use crate::metrics::{ControllerName, Metrics};
+use crate::predownload;
 use crate::revision;
 use crate::workload::{self, owned_by, resource_versions, Watches};
 use apply::POD_NAME_LABEL;
@@ -115,6 +116,32 @@ async fn reconcile_inner(set: &StatefulSet, ctx: &Arc<Context>) -> Result<Action
         .filter(|c| templates.contains_key(c))
         .unwrap_or_else(|| update_revision.clone());
 
+    if let Some(jobs) = &ctx.jobs {
+        let updated_ready = set
+            .status
+            .as_ref()
+            .filter(|st| st.update_revision.as_deref() == Some(update_revision.as_str()))
+            .map_or(0, |st| st.updated_ready_replicas.unwrap_or(0));
+        let w = predownload::Workload {
+            meta: &set.metadata,
+            api_version: "apps.kruise.io/v1beta1",
+            kind: "StatefulSet",
+            replicas: s.replicas,
+            partition: s.partition,
+            max_unavailable: s.max_unavailable,
+            recreate: s.on_delete || s.pod_update_policy == settings::PodUpdatePolicy::ReCreate,
+            selector: &set.spec.selector,
+            updated_ready,
+        };
+        let revs = predownload::Revisions {
+            history: &history,
+            templates: &templates,
+            current: &current_revision,
+            update: &update_revision,
+        };
+        predownload::reconcile(&ctx.client, jobs, &ctx.recorder, set, w, revs).await;
+    }
+
     let pvcs = ctx.pvcs.state();
     let own_claims: Vec<&PersistentVolumeClaim> = pvcs
         .iter()
@@ -204,8 +231,10 @@ pub async fn run(
 ) {
     let watches = Watches {
         controller: ControllerName::StatefulSet,
-        pod_label: POD_NAME_LABEL,
+        pod_label: Some(POD_NAME_LABEL),
         pvc_label: None,
+        component: "statefulset-controller",
+        pod_owners: None,
     };
     workload::run::<StatefulSet, _, _>(
         client, gates, metrics, config, watches, reconcile, shutdown,

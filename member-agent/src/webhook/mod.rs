@@ -140,7 +140,8 @@ pub const HANDLERS: &[Handler] = &[
         object_label: None,
         admit: crate::statefulset::webhook::validate,
     },
-    // The CloneSet controller injects the gate itself, so a missing webhook must not block pods.
+    // Every pod outside `control-plane` namespaces, as upstream. The CloneSet controller injects
+    // its gates itself, so a missing webhook must not block pods.
     Handler {
         name: "mpod.kb.io",
         path: "/mutate-pod",
@@ -150,7 +151,7 @@ pub const HANDLERS: &[Handler] = &[
         resource: "pods",
         operations: &["CREATE"],
         failure_policy: "Ignore",
-        object_label: Some(crate::cloneset::plan::INSTANCE_ID_LABEL),
+        object_label: None,
         admit: pod::mutate,
     },
     Handler {

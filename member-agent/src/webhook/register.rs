@@ -162,7 +162,18 @@ mod tests {
             Some("https://127.0.0.1:9443/mutate-pod")
         );
         assert_eq!(pod.failure_policy.as_deref(), Some("Ignore"));
-        assert!(pod.object_selector.is_some());
+        assert!(pod.object_selector.is_none());
+        let skip = &pod
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            (skip.key.as_str(), skip.operator.as_str()),
+            ("control-plane", "DoesNotExist")
+        );
         let vc = v.iter().find(|w| w.name == "vcloneset.kb.io").unwrap();
         assert_eq!(vc.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
         assert_eq!(

@@ -16,9 +16,10 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
+use kruise_api::apps::v1alpha1::imagepulljob::ImagePullJob;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -121,6 +122,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Timeout of each write.
     pub write_timeout: Duration,
+    /// Events about the workloads.
+    pub recorder: crate::events::Recorder,
+    /// ImagePullJobs, watched when `PreDownloadImageForInPlaceUpdate` is on.
+    pub jobs: Option<Store<ImagePullJob>>,
 }
 
 impl Context {
@@ -338,15 +343,23 @@ pub struct RunConfig {
 }
 
 /// What one controller watches besides its own kind.
-#[derive(Debug, Clone, Copy)]
-pub struct Watches {
+#[derive(Clone, Copy)]
+pub struct Watches<K: Resource<DynamicType = ()> + 'static> {
     /// Which controller runs.
     pub controller: ControllerName,
-    /// Only pods carrying this label are cached.
-    pub pod_label: &'static str,
+    /// Only pods carrying this label are cached (`None`: all pods).
+    pub pod_label: Option<&'static str>,
     /// Only claims carrying this label are cached (`None`: all claims).
     pub pvc_label: Option<&'static str>,
+    /// `source.component` of the controller's events (e.g. `statefulset-controller`).
+    pub component: &'static str,
+    /// Which objects a changed pod concerns besides its controller owner (orphans matching a
+    /// selector, for adoption); `None`: only the owner.
+    pub pod_owners: Option<PodOwners<K>>,
 }
+
+/// Maps a changed pod to the objects it concerns, given the cache of those objects.
+pub type PodOwners<K> = fn(&Pod, &Store<K>) -> Vec<ObjectRef<K>>;
 
 /// Runs a workload controller for kind `K` until `shutdown` resolves: caches pods, claims and
 /// ControllerRevisions, reconciles `K` objects (and the owners of changed children) with
@@ -356,7 +369,7 @@ pub async fn run<K, R, Fut>(
     gates: FeatureGates,
     metrics: Arc<Metrics>,
     config: RunConfig,
-    watches: Watches,
+    watches: Watches<K>,
     reconcile: R,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
@@ -364,13 +377,14 @@ pub async fn run<K, R, Fut>(
     R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
+    let pod_config = match watches.pod_label {
+        Some(label) => watcher::Config::default().labels(label),
+        None => watcher::Config::default(),
+    };
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(watches.pod_label),
-        ),
+        watcher(Api::<Pod>::all(client.clone()), pod_config),
     )
     .default_backoff()
     .touched_objects();
@@ -398,7 +412,13 @@ pub async fn run<K, R, Fut>(
     )
     .default_backoff()
     .touched_objects();
+    let (jobs, job_stream) = crate::predownload::job_cache(
+        &client,
+        gates.enabled(crate::gates::PRE_DOWNLOAD_IMAGE_FOR_IN_PLACE_UPDATE),
+    );
     let ctx = Arc::new(Context {
+        recorder: crate::events::Recorder::new(client.clone(), watches.component),
+        jobs,
         controller: watches.controller,
         client: client.clone(),
         pods,
@@ -415,10 +435,18 @@ pub async fn run<K, R, Fut>(
             controller: watches.controller,
         })
         .clone();
-    Controller::new(Api::<K>::all(client), watcher::Config::default())
-        .owns_stream(pod_stream)
+    let controller = Controller::new(Api::<K>::all(client), watcher::Config::default());
+    let controller = match watches.pod_owners {
+        Some(owners) => {
+            let objects = controller.store();
+            controller.watches_stream(pod_stream, move |pod| owners(&pod, &objects))
+        }
+        None => controller.owns_stream(pod_stream),
+    };
+    controller
         .owns_stream(pvc_stream)
         .owns_stream(rev_stream)
+        .owns_stream(job_stream)
         .with_config(ControllerConfig::default().concurrency(config.workers))
         .graceful_shutdown_on(shutdown)
         .run(

@@ -243,6 +243,22 @@ impl Env {
         .with_context(|| self.logs())
     }
 
+    /// Waits until the agent has registered its mutating webhooks (pods created earlier miss
+    /// the pod webhook).
+    pub async fn wait_webhooks(&self) -> anyhow::Result<()> {
+        let api: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+            Api::all(self.client.clone());
+        eventually(30, "mutating webhooks registered", || async {
+            api.get_opt("kruise-mutating-webhook-configuration")
+                .await
+                .ok()
+                .flatten()
+                .map(|_| ())
+        })
+        .await
+        .with_context(|| self.logs())
+    }
+
     /// The CloneSet.
     pub async fn cloneset(&self, name: &str) -> anyhow::Result<CloneSet> {
         let api: Api<CloneSet> = Api::namespaced(self.client.clone(), "default");

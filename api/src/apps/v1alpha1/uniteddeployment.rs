@@ -243,10 +243,23 @@ pub struct AdaptiveUnitedDeploymentStrategy {
     pub reschedule_critical_seconds: Option<i32>,
     /// Seconds a subset stays unschedulable once marked. Defaults to 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unschedulable_last_seconds: Option<i32>,
+    /// Earlier name of `unschedulableLastSeconds`, still accepted; `unschedulableLastSeconds`
+    /// wins when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unschedulable_duration: Option<i32>,
     /// Keep unschedulable pods as reserved and run temporary substitutes elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserve_unschedulable_pods: Option<bool>,
+}
+
+impl AdaptiveUnitedDeploymentStrategy {
+    /// Seconds a subset stays unschedulable: `unschedulableLastSeconds`, else the earlier
+    /// `unschedulableDuration`.
+    pub fn unschedulable_seconds(&self) -> Option<i32> {
+        self.unschedulable_last_seconds
+            .or(self.unschedulable_duration)
+    }
 }
 
 /// How a new revision reaches the subsets.
