@@ -26,9 +26,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = Args::parse();
-    // The Advanced StatefulSet controller does not pre-download images: no daemons needed.
-    args.cluster.no_pre_download = true;
+    let args = Args::parse();
     let h = Harness::start("asts-bench", &args.cluster, Some("statefulset")).await?;
     let (in_place, recreate) = statefulset_rollouts(&h, args.replicas).await?;
     println!(

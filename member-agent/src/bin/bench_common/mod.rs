@@ -85,8 +85,7 @@ impl ClusterArgs {
         (!self.no_pre_download).then(|| self.pre_download_parallelism.unwrap_or(self.nodes))
     }
 
-    /// Annotations an in-place CloneSet carries in this run.
-    #[allow(dead_code)] // asts-bench runs without pre-download
+    /// Annotations an in-place workload carries in this run.
     pub fn in_place_annotations(&self) -> serde_json::Value {
         match self.pre_download() {
             Some(p) => json!({"apps.kruise.io/image-predownload-parallelism": p.to_string()}),
@@ -558,12 +557,15 @@ pub async fn statefulset_rollouts(h: &Harness, replicas: i32) -> anyhow::Result<
         ("asts-inplace", "InPlaceIfPossible"),
         ("asts-recreate", "ReCreate"),
     ] {
-        let set = statefulset(
+        let mut set = statefulset(
             name,
             replicas,
             &h.args.image("db", &format!("{name}-v1")),
             policy,
         )?;
+        if policy != "ReCreate" {
+            set.metadata.annotations = serde_json::from_value(h.args.in_place_annotations())?;
+        }
         let phase = h
             .rollout(
                 &set,
