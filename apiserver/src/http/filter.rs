@@ -72,6 +72,11 @@ impl ListFilter {
         Ok(ListFilter { label, field })
     }
 
+    /// Whether every object matches (no selector at all).
+    pub fn is_empty(&self) -> bool {
+        self.label.is_none() && self.field.is_none()
+    }
+
     /// Whether an object passes both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(label) = &self.label {

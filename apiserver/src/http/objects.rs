@@ -11,14 +11,20 @@ use crate::store::{KeyValue, Revision};
 
 /// The stored object with `resourceVersion` from the store and `apiVersion` of `desc`.
 pub fn decode(kv: &KeyValue, desc: &ResourceDescriptor) -> Result<Value, ApiError> {
-    let mut obj: Value = serde_json::from_slice(&kv.value)
+    let obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    Ok(decorate(obj, kv, desc))
+}
+
+/// Adds what the stored JSON leaves out: `resourceVersion` (the revision of `kv`), `apiVersion`
+/// and `kind`.
+pub fn decorate(mut obj: Value, kv: &KeyValue, desc: &ResourceDescriptor) -> Value {
     set_resource_version(&mut obj, kv.mod_revision);
     if let Some(map) = obj.as_object_mut() {
         map.insert("apiVersion".into(), json!(desc.api_version()));
         map.insert("kind".into(), json!(desc.kind));
     }
-    Ok(obj)
+    obj
 }
 
 /// Sets `metadata.resourceVersion`.

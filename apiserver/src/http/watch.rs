@@ -2,7 +2,9 @@
 //! resume from a resourceVersion, selector enter/leave, bookmarks, timeouts and the
 //! `ERROR`-event form of "too old resource version".
 
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,7 +21,7 @@ use super::negotiate::Output;
 use super::rest::Ctx;
 use super::{objects, table};
 use crate::errors::ApiError;
-use crate::store::{EventKind, StoreError, WatchStream};
+use crate::store::{EventKind, KeyValue, StoreError, WatchStream};
 
 /// One encoded event line.
 fn line(event_type: &str, object: Value) -> Bytes {
@@ -33,6 +35,47 @@ fn expired_event(message: &str) -> Bytes {
         "ERROR",
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": "Expired", "code": 410}),
     )
+}
+
+/// Stored objects parsed once for all watchers: every watch of a resource sees the same event, and
+/// most of them (a node agent watching its own node's pods, say) only test it against a selector.
+/// Keyed by key and revision, which name one stored value; the oldest entries go first.
+struct ParsedCache {
+    entries: HashMap<(String, i64), Arc<Value>>,
+    order: VecDeque<(String, i64)>,
+}
+
+/// Parsed objects kept for the watchers behind the newest event.
+const PARSED_CACHE_ENTRIES: usize = 4096;
+
+static PARSED: Mutex<Option<ParsedCache>> = Mutex::new(None);
+
+/// The stored JSON of `kv`, parsed (without the fields [`objects::decode`] adds).
+fn parsed(kv: &KeyValue) -> Option<Arc<Value>> {
+    let id = (kv.key.clone(), kv.mod_revision);
+    if let Some(hit) = PARSED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|c| c.entries.get(&id).cloned())
+    {
+        return Some(hit);
+    }
+    let value: Arc<Value> = Arc::new(serde_json::from_slice(&kv.value).ok()?);
+    let mut guard = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = guard.get_or_insert_with(|| ParsedCache {
+        entries: HashMap::new(),
+        order: VecDeque::new(),
+    });
+    if cache.entries.insert(id.clone(), value.clone()).is_none() {
+        cache.order.push_back(id);
+        while cache.order.len() > PARSED_CACHE_ENTRIES {
+            if let Some(old) = cache.order.pop_front() {
+                cache.entries.remove(&old);
+            }
+        }
+    }
+    Some(value)
 }
 
 struct Encoder {
@@ -224,16 +267,14 @@ async fn pump(
                     Some(Ok(event)) => event,
                 };
                 last_revision = last_revision.max(event.kv.mod_revision);
-                let Ok(obj) = objects::decode(&event.kv, &encoder.ctx.desc) else { continue };
+                let Some(obj) = parsed(&event.kv) else { continue };
                 let now_matches = filter.matches(&obj);
                 let event_type = match event.kind {
                     EventKind::Delete => now_matches.then_some("DELETED"),
                     EventKind::Put => {
-                        let before = event
-                            .prev
-                            .as_ref()
-                            .and_then(|p| objects::decode(p, &encoder.ctx.desc).ok())
-                            .map(|p| filter.matches(&p));
+                        let before = event.prev.as_ref().map(|p| {
+                            filter.is_empty() || parsed(p).is_some_and(|p| filter.matches(&p))
+                        });
                         match (before, now_matches) {
                             (None, true) | (Some(false), true) => Some("ADDED"),
                             (Some(true), true) => Some("MODIFIED"),
@@ -243,7 +284,7 @@ async fn pump(
                     }
                 };
                 if let Some(event_type) = event_type {
-                    let object = encoder.object(obj);
+                    let object = encoder.object(objects::decorate((*obj).clone(), &event.kv, &encoder.ctx.desc));
                     if tx.send(Ok(line(event_type, object))).await.is_err() {
                         return;
                     }
@@ -256,5 +297,57 @@ async fn pump(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, revision: i64, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Bytes::from(value.to_string()),
+            create_revision: 1,
+            mod_revision: revision,
+        }
+    }
+
+    #[test]
+    fn watchers_share_one_parse_per_stored_value() {
+        let a = kv("/registry/pods/ns/a", 7, json!({"metadata": {"name": "a"}}));
+        let first = parsed(&a).expect("json");
+        let second = parsed(&a).expect("json");
+        assert!(Arc::ptr_eq(&first, &second));
+        let newer = kv(
+            "/registry/pods/ns/a",
+            8,
+            json!({"metadata": {"name": "a", "x": 1}}),
+        );
+        let third = parsed(&newer).expect("json");
+        assert!(!Arc::ptr_eq(&first, &third));
+        assert_eq!(third["metadata"]["x"], 1);
+        let broken = KeyValue {
+            value: Bytes::from_static(b"not json"),
+            ..kv("/registry/pods/ns/b", 9, json!({}))
+        };
+        assert!(parsed(&broken).is_none());
+    }
+
+    #[test]
+    fn the_cache_keeps_only_the_newest_entries() {
+        for rev in 0..(PARSED_CACHE_ENTRIES as i64 + 10) {
+            parsed(&kv(
+                "/registry/bounded/x",
+                1_000_000 + rev,
+                json!({"r": rev}),
+            ));
+        }
+        let len = PARSED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |c| c.entries.len());
+        assert!(len <= PARSED_CACHE_ENTRIES, "{len}");
     }
 }
