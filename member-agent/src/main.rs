@@ -138,9 +138,15 @@ async fn run_controllers(
     kruise_agent::imagepulljob::spawn_enabled(&client, args, &shutdown, &mut tasks);
     if args.enabled("podreadiness") {
         info!("starting the podreadiness controller");
+        let skip: &'static [&'static str] = if args.enabled("cloneset") {
+            &["CloneSet"]
+        } else {
+            &[]
+        };
         tasks.push(tokio::spawn(kruise_agent::podreadiness::run(
             client.clone(),
             Duration::from_millis(args.write_timeout_ms.max(1)),
+            skip,
             wait_shutdown(shutdown.clone()),
         )));
     }

@@ -181,11 +181,26 @@ pub fn init_patch(now: Timestamp) -> serde_json::Value {
 /// Pods initialised at once.
 const IN_FLIGHT: usize = 16;
 
+/// Whether the pod's controller is an `apps.kruise.io` object of one of `kinds`.
+fn controlled_by_kind(pod: &Pod, kinds: &[&str]) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .is_some_and(|o| {
+            o.api_version.starts_with("apps.kruise.io/") && kinds.contains(&o.kind.as_str())
+        })
+}
+
 /// Upstream's `podreadiness` controller: watches every pod and initialises `KruisePodReady` on
-/// gated pods that lack it, until `shutdown` resolves.
+/// gated pods that lack it, until `shutdown` resolves. Pods controlled by a kind in `skip_kinds`
+/// are left to their own controller, which initialises the condition in the same write as its
+/// other pod housekeeping (the CloneSet controller, when it runs in this agent).
 pub async fn run(
     client: Client,
     write_timeout: Duration,
+    skip_kinds: &'static [&'static str],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
@@ -193,7 +208,13 @@ pub async fn run(
         .applied_objects()
         .filter_map(|res| async move {
             match res {
-                Ok(p) if needs_init(&p) && p.metadata.deletion_timestamp.is_none() => Some(p),
+                Ok(p)
+                    if needs_init(&p)
+                        && p.metadata.deletion_timestamp.is_none()
+                        && !controlled_by_kind(&p, skip_kinds) =>
+                {
+                    Some(p)
+                }
                 Ok(_) => None,
                 Err(e) => {
                     tracing::debug!(error = %e, "pod watch");

@@ -8,10 +8,10 @@ use futures::FutureExt;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
@@ -448,6 +448,50 @@ pub async fn apply(
     out
 }
 
+/// Initialises the readiness-gate conditions of a pod just created (the API server drops the
+/// status a pod is created with), in one status patch right after the create, so the pod can turn
+/// Ready without waiting for the next reconcile: `InPlaceUpdateReady` and `KruisePodReady` True.
+async fn init_gates(
+    ctx: &Context,
+    pods: &Api<Pod>,
+    created: &Pod,
+    key: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let mut conditions = Vec::new();
+    if inplace::has_readiness_gate(created) {
+        conditions.push(IN_PLACE_UPDATE_READY);
+    }
+    if podreadiness::needs_init(created) {
+        conditions.push(podreadiness::KRUISE_POD_READY);
+    }
+    if conditions.is_empty() {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"status": {"conditions": conditions
+        .iter()
+        .map(|t| serde_json::json!({"type": t, "status": "True", "lastTransitionTime": Time(now)}))
+        .collect::<Vec<_>>()}});
+    let name = created.name_any();
+    let res = timed(
+        ctx,
+        WriteKind::UpdatePodStatus,
+        &name,
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch)),
+    )
+    .await;
+    match res {
+        Ok(p) => {
+            ctx.expectations
+                .expect_update(key, &name, p.metadata.resource_version.as_deref());
+            Ok(())
+        }
+        // Gone already, or refused: the next reconcile's housekeeping sets the conditions.
+        Err(e) if e.is_status(404) || e.is_status(422) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn create_pods(
     ctx: &Arc<Context>,
@@ -519,10 +563,10 @@ async fn create_pods(
                 )
                 .await
                 {
-                    Ok(_) => {
+                    Ok(created) => {
                         let msg = format!("succeed to create pod {name}");
                         record(ctx, factory.cs, NORMAL, "SuccessfulCreate", msg);
-                        Ok(())
+                        init_gates(ctx, pods, &created, key, now).await
                     }
                     Err(e) => {
                         ctx.expectations.forget_create(key, &name);
