@@ -616,12 +616,12 @@ impl ImageService for CriService {
             succeeded: true,
             by: "cri",
         });
-        let id = image_id(&image);
-        state.images.entry(image.clone()).or_insert(CachedImage {
-            id: id.clone(),
-            size_bytes: self.model.image_mb(&image) * 1024 * 1024,
-            pulled_at: finished,
-        });
+        // The fetch this call joined (or started) is done: it enters the cache as any pull does.
+        state.settle_pulls(finished, &self.model);
+        let id = state
+            .images
+            .get(&image)
+            .map_or_else(|| image_id(&image), |i| i.id.clone());
         Ok(Response::new(cri::PullImageResponse { image_ref: id }))
     }
 

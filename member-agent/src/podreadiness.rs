@@ -168,14 +168,15 @@ pub fn needs_init(pod: &Pod) -> bool {
     has_gate(pod) && pods::condition(pod, KRUISE_POD_READY).is_none()
 }
 
-/// The status patch that initialises the condition: True, nobody holding it. A strategic merge
-/// of the conditions by type, so the kubelet's and other writers' conditions are left alone.
-pub fn init_patch(now: Timestamp) -> serde_json::Value {
-    json!({"status": {"conditions": [{
-        "type": KRUISE_POD_READY,
-        "status": "True",
-        "lastTransitionTime": Time(now),
-    }]}})
+/// A status patch setting each of `types` True (readiness-gate conditions nobody holds). A
+/// strategic merge of the conditions by type, so the kubelet's and other writers' conditions are
+/// left alone.
+pub fn conditions_true_patch(types: &[&str], now: Timestamp) -> serde_json::Value {
+    let conditions: Vec<serde_json::Value> = types
+        .iter()
+        .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": Time(now)}))
+        .collect();
+    json!({"status": {"conditions": conditions}})
 }
 
 /// Pods initialised at once.
@@ -183,14 +184,9 @@ const IN_FLIGHT: usize = 16;
 
 /// Whether the pod's controller is an `apps.kruise.io` object of one of `kinds`.
 fn controlled_by_kind(pod: &Pod, kinds: &[&str]) -> bool {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))
-        .is_some_and(|o| {
-            o.api_version.starts_with("apps.kruise.io/") && kinds.contains(&o.kind.as_str())
-        })
+    crate::controllerref::controller_of(&pod.metadata).is_some_and(|o| {
+        o.api_version.starts_with("apps.kruise.io/") && kinds.contains(&o.kind.as_str())
+    })
 }
 
 /// Upstream's `podreadiness` controller: watches every pod and initialises `KruisePodReady` on
@@ -227,7 +223,8 @@ pub async fn run(
         let client = client.clone();
         async move {
             let api: Api<Pod> = Api::namespaced(client, &pod.namespace().unwrap_or_default());
-            let patch = Patch::Strategic(init_patch(Timestamp::now()));
+            let patch =
+                Patch::Strategic(conditions_true_patch(&[KRUISE_POD_READY], Timestamp::now()));
             let res = tokio::time::timeout(
                 write_timeout,
                 api.patch_status(&pod.name_any(), &PatchParams::default(), &patch),

@@ -335,16 +335,7 @@ pub async fn reconcile<K>(
 {
     let uid = w.meta.uid.clone().unwrap_or_default();
     if revs.current == revs.update {
-        let all = jobs.state();
-        let controlled = |j: &&Arc<ImagePullJob>| {
-            j.owner_references()
-                .iter()
-                .any(|r| r.uid == uid && r.controller == Some(true))
-        };
-        if !all.iter().any(|j| controlled(&j)) {
-            return;
-        }
-        match delete_jobs(client, &uid, &all).await {
+        match delete_jobs(client, &uid, &jobs.state()).await {
             Ok(deleted) if !deleted.is_empty() => {
                 tracing::debug!(?deleted, "revisions agree; pre-download jobs deleted")
             }
@@ -428,9 +419,7 @@ pub async fn delete_jobs(
     let mut deleted = Vec::new();
     for job in jobs.iter().filter(|j| {
         j.metadata.deletion_timestamp.is_none()
-            && j.owner_references()
-                .iter()
-                .any(|r| r.uid == owner_uid && r.controller == Some(true))
+            && crate::workload::owned_by(j.metadata.owner_references.as_deref(), owner_uid)
     }) {
         let api: Api<ImagePullJob> =
             Api::namespaced(client.clone(), &job.namespace().unwrap_or_default());

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -48,7 +48,12 @@ struct ParsedCache {
 /// Parsed objects kept for the watchers behind the newest event.
 const PARSED_CACHE_ENTRIES: usize = 4096;
 
-static PARSED: Mutex<Option<ParsedCache>> = Mutex::new(None);
+static PARSED: LazyLock<Mutex<ParsedCache>> = LazyLock::new(|| {
+    Mutex::new(ParsedCache {
+        entries: HashMap::new(),
+        order: VecDeque::new(),
+    })
+});
 
 /// The stored JSON of `kv`, parsed (without the fields [`objects::decode`] adds).
 fn parsed(kv: &KeyValue) -> Option<Arc<Value>> {
@@ -56,17 +61,13 @@ fn parsed(kv: &KeyValue) -> Option<Arc<Value>> {
     if let Some(hit) = PARSED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|c| c.entries.get(&id).cloned())
+        .entries
+        .get(&id)
     {
-        return Some(hit);
+        return Some(hit.clone());
     }
     let value: Arc<Value> = Arc::new(serde_json::from_slice(&kv.value).ok()?);
-    let mut guard = PARSED.lock().unwrap_or_else(|e| e.into_inner());
-    let cache = guard.get_or_insert_with(|| ParsedCache {
-        entries: HashMap::new(),
-        order: VecDeque::new(),
-    });
+    let mut cache = PARSED.lock().unwrap_or_else(|e| e.into_inner());
     if cache.entries.insert(id.clone(), value.clone()).is_none() {
         cache.order.push_back(id);
         while cache.order.len() > PARSED_CACHE_ENTRIES {
@@ -346,8 +347,8 @@ mod tests {
         let len = PARSED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map_or(0, |c| c.entries.len());
+            .entries
+            .len();
         assert!(len <= PARSED_CACHE_ENTRIES, "{len}");
     }
 }

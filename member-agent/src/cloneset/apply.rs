@@ -8,7 +8,7 @@ use futures::FutureExt;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kruise_api::apps::v1alpha1::cloneset::CloneSet;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -468,10 +468,7 @@ async fn init_gates(
     if conditions.is_empty() {
         return Ok(());
     }
-    let patch = serde_json::json!({"status": {"conditions": conditions
-        .iter()
-        .map(|t| serde_json::json!({"type": t, "status": "True", "lastTransitionTime": Time(now)}))
-        .collect::<Vec<_>>()}});
+    let patch = podreadiness::conditions_true_patch(&conditions, now);
     let name = created.name_any();
     let res = timed(
         ctx,
